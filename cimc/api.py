@@ -1,0 +1,104 @@
+"""The Python API: `compile` a model and get a `Result` (module + report)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cimc.cost import evaluate
+from cimc.errors import CimcError
+from cimc.frontend import export_torch, import_onnx
+from cimc.ir import Module
+from cimc.pipeline import DEFAULT, parse_pipeline, print_pipeline, run_pipeline
+from cimc.report import Report
+from cimc.targets import Target, load_target
+from cimc.text import print_module
+
+
+@dataclass(frozen=True)
+class Result:
+    """A compiled mapping: `module` (the mapping IR) and `report` (its figures).
+
+    Report figures are readable as attributes: `r.latency_ns`, `r.energy_nj`, ...
+    """
+
+    module: Module
+    report: Report
+
+    def __getattr__(self, name):
+        if name in ("module", "report"):
+            raise AttributeError(name)
+        try:
+            return getattr(self.report, name)
+        except AttributeError:
+            raise AttributeError(f"Result has no figure '{name}'") from None
+
+    def text(self) -> str:
+        return print_module(self.module)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.report.to_json(indent)
+
+    def save(self, path: "str | os.PathLike") -> None:
+        """Write the mapping-IR text to `path` atomically."""
+        write_atomic(Path(path), self.text())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: `path` is never half-written."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEFAULT, *, batch: int = 1,
+            input_shapes: dict | None = None, example_inputs=None, name: str | None = None,
+            check: bool = True, **target_overrides) -> Result:
+    """Compile `model` for `target` and cost the mapping.
+
+    model: a path to an .onnx file, an `onnx.ModelProto`, ONNX bytes, or a `torch.nn.Module`
+        (then `example_inputs` gives the input tensors to trace with).
+    target: a preset name (`cimc.targets.preset_names()`), a TOML file or a `Target`;
+        keyword arguments override its keys (`xbar_rows=128`).
+    passes: pipeline text, e.g. "baseline" or "lower,partition{grouped=serial},place,cost".
+    Raises `CimcError` (with a message for the user) on bad input; `Infeasible` when the
+    model does not fit the target.
+    """
+    t0 = time.perf_counter()
+    tgt = load_target(target, target_overrides)
+    pipeline = parse_pipeline(passes)
+    if type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
+        model = export_torch(model, example_inputs)
+        name = name or "torch_model"
+    module = import_onnx(model, tgt, batch=batch, input_shapes=input_shapes, name=name)
+    module = run_pipeline(module, pipeline, check=check)
+    report = evaluate(module, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
+    return Result(module, report)
+
+
+def opt(module: Module, passes: str, check: bool = True) -> Result:
+    """Run a pipeline on an existing Module (e.g. parsed from mapping-IR text)."""
+    t0 = time.perf_counter()
+    pipeline = parse_pipeline(passes)
+    module = run_pipeline(module, pipeline, check=check)
+    return Result(module, evaluate(module, compile_s=time.perf_counter() - t0))
+
+
+def report(module: Module) -> Report:
+    """The figures of a Module as it stands."""
+    return evaluate(module)
+
+
+__all__ = ["compile", "opt", "report", "Result", "write_atomic", "CimcError"]

@@ -1,0 +1,513 @@
+"""ONNX frontend: any ONNX model (opset 7+) to a Module of `nn.*` ops.
+
+What it does, in order:
+1. read the file (never its external weight data: cimc only needs shapes) and refuse
+   what is not a usable model, with a message naming what and what to do;
+2. convert opsets older than 7 with onnx's version converter;
+3. fix the batch dimension (default 1) and other dynamic input dimensions the user gives;
+4. onnx shape inference with data propagation; where it leaves a needed shape unknown,
+   onnxruntime runs the model once on zeros to read the shapes;
+5. fold everything computed from constants alone (initializers, Constant,
+   ConstantOfShape of a constant, Shape of a static tensor, ...) out of the graph;
+6. map each remaining node to one `nn.*` op: weight layers (Conv, ConvTranspose, Gemm,
+   MatMul with a constant operand, LSTM/GRU/RNN) and digital ops, each with its output
+   shape and, for digital ops, its element operations `ops`.
+
+Invariant of the result: every op's `shape` is static and every weight layer names its
+ONNX weight tensor in `weight`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from cimc.errors import ModelError
+from cimc.ir import Module, Op, freeze_attrs
+from cimc.targets import Target
+
+ALIAS_OPS = {"Identity", "Dropout"}
+# element operations per output element for activations
+ACT_OPS = {
+    "Relu": 1, "LeakyRelu": 1, "PRelu": 1, "Clip": 1, "ThresholdedRelu": 1, "Shrink": 1, "Neg": 1, "Abs": 1,
+    "Sign": 1, "Floor": 1, "Ceil": 1, "Round": 1, "Not": 1, "Cast": 1, "IsNaN": 1, "IsInf": 1,
+    "HardSigmoid": 2, "Softsign": 2, "Sqrt": 2, "Reciprocal": 2, "HardSwish": 3,
+    "Sigmoid": 4, "Tanh": 4, "Elu": 4, "Selu": 4, "Celu": 4, "Erf": 4, "Softplus": 4, "Exp": 4, "Log": 4,
+    "Sin": 4, "Cos": 4, "Gelu": 8, "Mish": 8, "FastGelu": 8, "QuickGelu": 5,
+}
+ELTWISE_OPS = {
+    "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Pow", "Where", "Equal", "Greater", "Less",
+    "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Mod", "BitShift", "BitwiseAnd", "BitwiseOr",
+    "BitwiseXor", "Affine", "ScaledTanh",
+}
+WINDOW_POOL_OPS = {"MaxPool", "AveragePool", "LpPool"}
+REDUCE_OPS = {
+    "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum",
+    "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin",
+}
+NORM_OPS = {"BatchNormalization": 2, "InstanceNormalization": 5, "LayerNormalization": 8, "GroupNormalization": 5,
+            "LpNormalization": 3, "MeanVarianceNormalization": 5, "SimplifiedLayerNormalization": 6,
+            "SkipLayerNormalization": 9}
+SOFTMAX_OPS = {"Softmax": 3, "LogSoftmax": 4, "Hardmax": 2}
+MOVE_OPS = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Slice", "Gather", "Pad",
+            "Expand", "Tile", "DepthToSpace", "SpaceToDepth", "GatherElements", "GatherND", "ScatterND",
+            "ScatterElements", "ReverseSequence", "Compress", "CenterCropPad"}
+INTERP_OPS = {"Resize", "Upsample"}
+# ops whose output is known without running them once their inputs' shapes are static
+SHAPE_ONLY_OPS = {"Shape", "Size"}
+RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+@dataclass
+class _Graph:
+    model: onnx.ModelProto
+    shapes: dict[str, tuple[int | None, ...]]
+    elem_types: dict[str, int]
+    constants: set[str]
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+def read_model(source, what: str | None = None) -> tuple[onnx.ModelProto, str, Path | None]:
+    """A ModelProto from a path, bytes or a ModelProto, with a display name and its folder."""
+    if isinstance(source, onnx.ModelProto):
+        return source, what or (source.graph.name or "model"), None
+    if isinstance(source, (bytes, bytearray)):
+        return _decode(bytes(source), what or "<bytes>"), what or "model", None
+    path = Path(source)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file. Give the path of an .onnx model.")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder, not an ONNX file.")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read it ({e.strerror}).") from None
+    if not data:
+        raise ModelError(f"{path}: the file is empty. Export the model again (e.g. torch.onnx.export).")
+    model = _decode(data, str(path))
+    _check_external_data(model, path)
+    return model, path.stem, path.parent
+
+
+def _decode(data: bytes, where: str) -> onnx.ModelProto:
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ModelError(f"{where}: not an ONNX model, or a truncated one (protobuf: {e}). "
+                         "Check the file is a complete .onnx export.") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise ModelError(f"{where}: parsed, but holds no ONNX graph with nodes; it is not an ONNX model "
+                         "or it is truncated. Check the file is a complete .onnx export.")
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        raise ModelError(f"{where}: declares no standard ONNX opset (opset_import); it is not a usable ONNX model.")
+    return model
+
+
+def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Refuse external-data references that leave the model's folder."""
+    folder = path.parent.resolve()
+    for t in _all_tensors(model):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        target = (folder / loc).resolve()
+        if os.path.isabs(loc) or ".." in Path(loc).parts or folder not in target.parents:
+            raise ModelError(f"{path}: tensor '{t.name}' keeps its data at '{loc}', outside the model's folder; "
+                             "cimc refuses such references. Save the model with its data beside it.")
+
+
+def _all_tensors(model: onnx.ModelProto):
+    yield from model.graph.initializer
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                yield a.t
+
+
+# ---- shapes ----------------------------------------------------------------------------
+
+def _opset(model: onnx.ModelProto) -> int:
+    return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _dims(type_proto) -> tuple[int | None, ...] | None:
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in type_proto.tensor_type.shape.dim)
+
+
+def _fix_inputs(model: onnx.ModelProto, where: str, batch: int, input_shapes: dict) -> None:
+    inits = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        if inp.name in input_shapes:
+            dims = list(input_shapes[inp.name])
+            shape = inp.type.tensor_type.shape
+            del shape.dim[:]
+            for d in dims:
+                shape.dim.add().dim_value = int(d)
+            continue
+        dims = _dims(inp.type)
+        if dims is None:
+            raise ModelError(f"{where}: input '{inp.name}' has no shape; give it with --input-shape {inp.name}=1,3,224,224.")
+        for axis, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            if d.HasField("dim_value") and d.dim_value == 0 and axis != 0:
+                raise ModelError(f"{where}: input '{inp.name}' has a zero-sized dimension at axis {axis}; "
+                                 "a tensor with no elements cannot be mapped.")
+            if axis == 0:
+                d.Clear()
+                d.dim_value = batch
+            else:
+                raise ModelError(
+                    f"{where}: input '{inp.name}' has a dynamic dimension at axis {axis} "
+                    f"('{d.dim_param or '?'}'); give its size with --input-shape {inp.name}=d0,d1,... "
+                    "(Python: input_shapes={...}).")
+
+
+def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as e:  # onnx raises several types, all meaning "the graph is inconsistent"
+        raise ModelError(f"{where}: ONNX shape inference failed: {str(e).strip().splitlines()[0]}") from None
+
+
+def _collect_shapes(model: onnx.ModelProto) -> tuple[dict, dict]:
+    shapes, types = {}, {}
+    g = model.graph
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        d = _dims(vi.type)
+        if d is not None:
+            shapes[vi.name] = d
+            types[vi.name] = vi.type.tensor_type.elem_type
+    for t in g.initializer:
+        shapes[t.name] = tuple(t.dims)
+        types[t.name] = t.data_type
+    for node in g.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].type == onnx.AttributeProto.TENSOR:
+            shapes[node.output[0]] = tuple(node.attribute[0].t.dims)
+            types[node.output[0]] = node.attribute[0].t.data_type
+    return shapes, types
+
+
+def _static(shape) -> bool:
+    return shape is not None and all(d is not None for d in shape)
+
+
+def _shapes_by_running(model: onnx.ModelProto, where: str, names: list[str]) -> dict:
+    """Shapes of `names` read off one onnxruntime run on zero inputs (a fallback)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    existing = {o.name for o in m.graph.output}
+    for n in names:
+        if n not in existing:
+            m.graph.output.add().name = n
+    inits = {i.name for i in m.graph.initializer}
+    feeds = {}
+    try:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 4
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        for inp in sess.get_inputs():
+            if inp.name in inits:
+                continue
+            dtype = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+                     "tensor(double)": np.float64, "tensor(bool)": np.bool_}.get(inp.type, np.float32)
+            shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+            feeds[inp.name] = np.zeros(shape, dtype=dtype)
+        outs = sess.run(names, feeds)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"{where}: shapes of {', '.join(names[:3])} could not be inferred, and running the model "
+                         f"to find them failed ({str(e).strip().splitlines()[0][:300]}). Fix the input shapes "
+                         "with --input-shape or simplify the model.") from None
+    return {n: tuple(int(d) for d in np.shape(v)) for n, v in zip(names, outs)}
+
+
+# ---- constants ------------------------------------------------------------------------
+
+def _constants(model: onnx.ModelProto, nodes, shapes: dict) -> set[str]:
+    """Tensors whose value does not depend on any model input (`nodes` in topological order)."""
+    const = {i.name for i in model.graph.initializer}
+    const.add("")  # an omitted optional input
+    for node in nodes:
+        ins = [i for i in node.input]
+        if node.op_type in SHAPE_ONLY_OPS and _static(shapes.get(node.input[0])):
+            const.update(node.output)
+        elif all(i in const for i in ins) and node.op_type not in {"RandomNormal", "RandomUniform", "Multinomial",
+                                                                  "RandomNormalLike", "RandomUniformLike"}:
+            const.update(node.output)
+    const.discard("")
+    return const
+
+
+def _toposort(model: onnx.ModelProto, where: str) -> list:
+    g = model.graph
+    known = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    pending, ordered = list(g.node), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in known for i in node.input):
+                ordered.append(node)
+                known.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            n = rest[0]
+            missing = [i for i in n.input if i not in known]
+            raise ModelError(f"{where}: node '{n.name or n.op_type}' ({n.op_type}) uses '{missing[0]}', "
+                             "which no node or input produces (or the graph has a cycle).")
+        pending = rest
+    return ordered
+
+
+# ---- the import -------------------------------------------------------------------------
+
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_.$\-]")
+
+
+def _sanitize(name: str) -> str:
+    s = _NAME_BAD.sub("_", name).strip("_") or "v"
+    return s
+
+
+def import_onnx(source, target: Target, *, batch: int = 1, input_shapes: dict | None = None,
+                name: str | None = None) -> Module:
+    """Read an ONNX model (path, bytes or ModelProto) into a Module of `nn.*` ops."""
+    model, stem, _folder = read_model(source, name)
+    where = str(source) if isinstance(source, (str, Path)) else stem
+    if batch < 1:
+        raise ModelError(f"batch must be at least 1, got {batch}.")
+    if _opset(model) < 7:
+        try:
+            model = onnx.version_converter.convert_version(model, 9)
+        except Exception as e:  # the converter raises bare RuntimeErrors
+            raise ModelError(f"{where}: opset {_opset(model)} is older than 7 and onnx's version converter "
+                             f"could not upgrade it ({str(e).splitlines()[0]}). Re-export with opset 7 or newer.") from None
+    else:
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        model = m
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise ModelError(f"{where}: node '{node.name or node.output[0]}' is a {node.op_type}, a control-flow "
+                                 "op with a subgraph; cimc maps static graphs only. Export the model with loops unrolled.")
+    _fix_inputs(model, where, batch, dict(input_shapes or {}))
+    model = _infer(model, where)
+    shapes, types = _collect_shapes(model)
+    nodes = _toposort(model, where)
+    constants = _constants(model, nodes, shapes)
+    needed = [o for n in nodes if not all(o in constants for o in n.output) for o in list(n.input) + list(n.output)
+              if o and not _static(shapes.get(o))]
+    if needed:
+        shapes.update(_shapes_by_running(model, where, sorted(set(needed))))
+    graph = _Graph(model, shapes, types, constants)
+    return _build(graph, nodes, target, _sanitize(name or model.graph.name or stem), where)
+
+
+def _build(g: _Graph, nodes, target: Target, module_name: str, where: str) -> Module:
+    ops: list[Op] = []
+    alias: dict[str, str] = {}
+    used_names: set[str] = set()
+
+    def fresh(raw: str) -> str:
+        base = _sanitize(raw)
+        n, i = base, 1
+        while n in used_names:
+            n, i = f"{base}.{i}", i + 1
+        used_names.add(n)
+        return n
+
+    inits = {i.name for i in g.model.graph.initializer}
+    for inp in g.model.graph.input:
+        if inp.name in inits or inp.name in g.constants:
+            continue
+        n = fresh(inp.name)
+        alias[inp.name] = n
+        ops.append(Op.make("nn.input", n, (), shape=g.shapes[inp.name], name=inp.name))
+    if not ops:
+        raise ModelError(f"{where}: the model has no inputs other than its weights; nothing to compute.")
+
+    for node in nodes:
+        if all(o in g.constants for o in node.output if o):
+            continue
+        acts = [i for i in node.input if i and i not in g.constants]
+        if node.op_type in ALIAS_OPS and acts:
+            alias[node.output[0]] = alias[acts[0]]
+            continue
+        label = node.name or node.output[0]
+        result = fresh(node.name if node.name and node.name not in used_names else node.output[0])
+        operands = [alias[a] for a in acts]
+        made = _lower_node(node, g, result, operands, where, label)
+        ops.extend(made)
+        alias[node.output[0]] = result
+        for k, extra in enumerate(node.output[1:], start=1):
+            if extra and extra in g.shapes:
+                n = fresh(extra)
+                ops.append(Op.make("nn.reshape", n, [result], shape=g.shapes[extra], fn=f"{node.op_type}:{k}", ops=0,
+                                   index=k, onnx=label))
+                alias[extra] = n
+    outs = [alias[o.name] for o in g.model.graph.output if o.name in alias]
+    if not outs:
+        raise ModelError(f"{where}: no output of the model depends on its inputs; nothing to map.")
+    ops.append(Op.make("nn.output", None, outs))
+    if not any(op.kind in ("nn.conv", "nn.conv_transpose", "nn.matmul", "nn.rnn") for op in ops):
+        raise ModelError(f"{where}: the model has no weight layer (Conv, ConvTranspose, Gemm, MatMul with a "
+                         "constant operand, LSTM/GRU/RNN); there is nothing to put on crossbars.")
+    return Module(module_name, target, tuple(ops), freeze_attrs({"source": where}))
+
+
+def _numel(shape) -> int:
+    return int(math.prod(shape))
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _shape_of(g: _Graph, name: str, where: str, label: str) -> tuple[int, ...]:
+    s = g.shapes.get(name)
+    if not _static(s):
+        raise ModelError(f"{where}: the shape of '{name}' (node '{label}') is unknown after shape inference; "
+                         "give the input shapes with --input-shape.")
+    if any(d == 0 for d in s):
+        raise ModelError(f"{where}: tensor '{name}' (node '{label}') has no elements (shape {list(s)}); "
+                         "a zero-sized tensor cannot be mapped.")
+    return tuple(s)
+
+
+def _lower_node(node, g: _Graph, result: str, operands: list[str], where: str, label: str) -> list[Op]:
+    t = node.op_type
+    shp = lambda n: _shape_of(g, n, where, label)  # noqa: E731
+    out = shp(node.output[0])
+    out_n = _numel(out)
+    digital = dict(shape=out, onnx=label)
+    is_const = lambda n: n in g.constants  # noqa: E731
+
+    if t in ("Conv", "ConvTranspose") and len(node.input) > 1 and is_const(node.input[1]):
+        w = shp(node.input[1])
+        groups = int(_attr(node, "group", 1))
+        k = tuple(w[2:]) or (1,)
+        spatial = len(w) - 2
+        if t == "Conv":
+            cin, cout = w[1] * groups, w[0]
+            kind = "nn.conv"
+        else:
+            cin, cout = w[0], w[1] * groups
+            kind = "nn.conv_transpose"
+        return [Op.make(kind, result, operands[:1], shape=out, in_channels=cin, out_channels=cout, kernel=k,
+                        stride=tuple(_attr(node, "strides", [1] * spatial)),
+                        pads=tuple(_attr(node, "pads", [0] * (2 * spatial))),
+                        dilation=tuple(_attr(node, "dilations", [1] * spatial)),
+                        groups=groups, weight=node.input[1], bias=len(node.input) > 2 and bool(node.input[2]),
+                        onnx=label)]
+    if t in ("Gemm", "MatMul") and len(operands) == 1:
+        a, b = node.input[0], node.input[1]
+        if is_const(b):
+            wshape = shp(b)
+            if t == "Gemm":
+                k_in, n_out = (wshape[1], wshape[0]) if _attr(node, "transB", 0) else (wshape[0], wshape[1])
+            else:
+                k_in, n_out = wshape[-2] if len(wshape) > 1 else wshape[0], wshape[-1] if len(wshape) > 1 else 1
+                if len(wshape) > 2 and _numel(wshape[:-2]) > 1:
+                    raise ModelError(f"{where}: node '{label}' multiplies by a batch of {_numel(wshape[:-2])} constant "
+                                     "matrices; cimc maps one weight matrix per MatMul.")
+            bias = t == "Gemm" and len(node.input) > 2 and bool(node.input[2])
+            return [Op.make("nn.matmul", result, operands, shape=out, in_features=k_in, out_features=n_out,
+                            weight=b, bias=bias, onnx=label)]
+        if is_const(a):  # W @ x: the constant is on the left; the crossbar holds W transposed
+            wshape = shp(a)
+            if t == "Gemm":
+                m_out, k_in = (wshape[1], wshape[0]) if _attr(node, "transA", 0) else (wshape[0], wshape[1])
+            else:
+                m_out, k_in = (wshape[-2], wshape[-1]) if len(wshape) > 1 else (1, wshape[0])
+            return [Op.make("nn.matmul", result, operands, shape=out, in_features=k_in, out_features=m_out,
+                            weight=a, bias=False, onnx=label)]
+    if t in ("Gemm", "MatMul", "Conv", "ConvTranspose", "Einsum"):
+        # both operands are activations (attention scores, dynamic weights): digital MACs
+        a = shp(node.input[0])
+        k = a[-1] if t != "Conv" else _numel(a[1:])
+        return [Op.make("nn.dot", result, operands, fn=t, ops=out_n * int(k), **digital)]
+    if t in RNN_GATES:
+        w, x = shp(node.input[1]), shp(node.input[0])
+        hidden = int(_attr(node, "hidden_size", w[1] // RNN_GATES[t]))
+        seq, batch = (x[1], x[0]) if _attr(node, "layout", 0) else (x[0], x[1])
+        if not is_const(node.input[1]) or not is_const(node.input[2]):
+            raise ModelError(f"{where}: {t} node '{label}' has weights computed from the inputs; cimc needs constant W and R.")
+        return [Op.make("nn.rnn", result, operands[:1], shape=out, cell=t, input_size=int(w[2]), hidden_size=hidden,
+                        directions=int(w[0]), seq_len=int(seq) * int(batch), weight=node.input[1], onnx=label)]
+    if t in ACT_OPS:
+        return [Op.make("nn.act", result, operands, fn=t, ops=out_n * ACT_OPS[t], **digital)]
+    if t in ELTWISE_OPS:
+        return [Op.make("nn.eltwise", result, operands, fn=t, ops=out_n * max(1, len(node.input) - 1), **digital)]
+    if t in WINDOW_POOL_OPS:
+        k = _attr(node, "kernel_shape", [1])
+        return [Op.make("nn.pool", result, operands, fn=t, ops=out_n * _numel(k), **digital)]
+    if t in REDUCE_OPS:
+        return [Op.make("nn.pool", result, operands, fn=t, ops=_numel(shp(node.input[0])), **digital)]
+    if t in NORM_OPS:
+        per = NORM_OPS[t] if t != "LRN" else 0
+        return [Op.make("nn.norm", result, operands, fn=t, ops=out_n * per, **digital)]
+    if t == "LRN":
+        return [Op.make("nn.norm", result, operands, fn=t, ops=out_n * (int(_attr(node, "size", 5)) + 3), **digital)]
+    if t in SOFTMAX_OPS:
+        return [Op.make("nn.softmax", result, operands, fn=t, ops=out_n * SOFTMAX_OPS[t], **digital)]
+    if t == "Concat":
+        return [Op.make("nn.concat", result, operands, fn=t, ops=0, axis=int(_attr(node, "axis", 1)), **digital)]
+    if t in MOVE_OPS:
+        return [Op.make("nn.reshape", result, operands, fn=t, ops=0, **digital)]
+    if t in INTERP_OPS:
+        return [Op.make("nn.reshape", result, operands, fn=t, ops=out_n, **digital)]
+    # An op cimc does not know: fine if it has no weights (costed element-wise), else an error.
+    for i in node.input:
+        if i and is_const(i) and g.elem_types.get(i) in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
+                                                         onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16,
+                                                         onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
+            s = g.shapes.get(i)
+            if s is not None and len(s) >= 2 and _numel([d or 1 for d in s]) > 1:
+                raise ModelError(
+                    f"{where}: node '{label}' is a {(node.domain + '.') if node.domain else ''}{t}, an op cimc does "
+                    f"not know, and it has a weight tensor '{i}' of shape {list(s)}. cimc cannot say how it maps "
+                    "onto crossbars; replace it with Conv/Gemm/MatMul when exporting.")
+    return [Op.make("nn.eltwise", result, operands, fn=t, ops=out_n, known=False, **digital)]
+
+
+def export_torch(module, example_inputs, opset: int = 17) -> onnx.ModelProto:
+    """Export a torch.nn.Module to ONNX in memory (TorchScript exporter, no files)."""
+    try:
+        import torch
+    except ImportError:
+        raise ModelError("compiling a torch.nn.Module needs torch: pip install 'cimc[torch]'.") from None
+    if example_inputs is None:
+        raise ModelError("compiling a torch.nn.Module needs example_inputs=(tensor, ...) of the input shape.")
+    if not isinstance(example_inputs, tuple):
+        example_inputs = (example_inputs,)
+    buf = io.BytesIO()
+    was_training = module.training
+    module.eval()
+    try:
+        torch.onnx.export(module, example_inputs, buf, opset_version=opset, dynamo=False)
+    except Exception as e:  # torch's exporter raises many types
+        raise ModelError(f"torch.onnx.export failed for {type(module).__name__}: {str(e).splitlines()[0]}") from None
+    finally:
+        module.train(was_training)
+    return onnx.load_from_string(buf.getvalue())

@@ -1,0 +1,79 @@
+"""The mapping model shared by the passes, the verifier and the cost model.
+
+A weight layer is `groups` matrices of `rows` x `cols` logical weights; each runs `mvms`
+matrix-vector products per inference. A block is a sub-matrix of a run of groups placed in
+one crossbar:
+
+- layout "diag": the groups of the block sit on the diagonal of the crossbar, each with
+  its own rows and columns, and are all read in one crossbar read (zeros elsewhere);
+- layout "serial": the groups share the same rows and sit side by side in columns; a read
+  drives one group's inputs, so the groups are read one after another (the
+  channel-serial depthwise mapping).
+
+A logical weight column takes `target.cols_per_weight` physical columns (bit slices, times
+two for a differential pair); the "offset" encoding adds one reference column per block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cimc.targets import Target
+
+WEIGHT_KINDS = ("nn.conv", "nn.conv_transpose", "nn.matmul", "nn.rnn")
+LAYOUTS = ("diag", "serial")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    rows: int  # physical rows used
+    cols: int  # physical columns used
+    reads_per_mvm: int  # crossbar reads one MVM of the layer needs on this block
+    active_cols: int  # columns converted per read
+
+    @property
+    def cells(self) -> int:
+        return self.rows * self.cols
+
+
+def footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -> Footprint:
+    """Physical size of a block of `groups` groups, each `rows` x `cols` logical weights."""
+    key = (groups, rows, cols, layout)
+    memo = target.footprint_memo
+    fp = memo.get(key)
+    if fp is None:
+        fp = memo[key] = _footprint(target, groups, rows, cols, layout)
+    return fp
+
+
+def _footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -> Footprint:
+    offset = 1 if target.signed_weights == "offset" else 0
+    phys_cols = groups * cols * target.cols_per_weight + offset
+    if layout == "diag":
+        return Footprint(groups * rows, phys_cols, target.reads_per_mvm, phys_cols)
+    # serial: one group per read, its columns only are converted
+    return Footprint(rows, phys_cols, target.reads_per_mvm * groups, cols * target.cols_per_weight + offset)
+
+
+def block_footprint(target: Target, block) -> Footprint:
+    """Footprint of a `map.block` op."""
+    g0, g1 = block["groups"]
+    r0, r1 = block["rows"]
+    c0, c1 = block["cols"]
+    return footprint(target, g1 - g0, r1 - r0, c1 - c0, block["layout"])
+
+
+def weight_cells(target: Target, layer) -> int:
+    """Cells that hold this layer's weights (one copy), bit slices and sign columns included."""
+    return layer["groups"] * layer["rows"] * layer["cols"] * target.cols_per_weight
+
+
+def max_cols_per_block(target: Target) -> int:
+    """Logical weight columns that fit one crossbar width."""
+    offset = 1 if target.signed_weights == "offset" else 0
+    return (target.xbar_cols - offset) // target.cols_per_weight
+
+
+def crossbars_lower_bound(target: Target, total_cells: int) -> int:
+    return math.ceil(total_cells / target.cells_per_xbar)

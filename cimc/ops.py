@@ -1,0 +1,150 @@
+"""The op table: every op kind, its operands, result, attributes and per-op check.
+
+Attribute types: int, float, str, bool, ints (tuple of int), strs (tuple of str),
+range (a pair [lo, hi) of ints with 0 <= lo < hi). A per-op check receives the op, the
+ops it uses (by name) and the Module's target, and returns an error text or None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cimc.mapping import LAYOUTS, WEIGHT_KINDS, block_footprint, max_cols_per_block
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    min_operands: int
+    max_operands: int | None  # None: any number
+    has_result: bool
+    required: dict[str, str]
+    optional: dict[str, str] = field(default_factory=dict)
+    check: Callable | None = None
+
+
+def _is(kind: str, value) -> bool:
+    """Whether `value` is of attribute type `kind` (bool is not an int here)."""
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "range":
+        return (type(value) is tuple and len(value) == 2 and _is("int", value[0]) and _is("int", value[1])
+                and 0 <= value[0] < value[1])
+    if kind == "float":
+        return isinstance(value, float) or _is("int", value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "ints":
+        return isinstance(value, tuple) and all(_is("int", v) for v in value)
+    if kind == "strs":
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    raise AssertionError(kind)
+
+
+TYPE_TEXT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+             "ints": "a list of integers", "strs": "a list of strings", "range": "a range [lo, hi] with 0 <= lo < hi"}
+
+# ---- per-op checks ---------------------------------------------------------------------
+
+def _check_shape(op, defs, target):
+    if any(d < 0 for d in op["shape"]):
+        return f"shape {list(op['shape'])} has a negative dimension"
+    return None
+
+
+def _check_weight(op, defs, target):
+    err = _check_shape(op, defs, target)
+    if err:
+        return err
+    for key in ("rows", "cols", "groups", "mvms"):
+        v = op.get(key)
+        if v is not None and (v <= 0 if key != "mvms" else v < 0):
+            return f"'{key}' = {v} must be positive"
+    if op.kind in ("nn.conv", "nn.conv_transpose"):
+        g = op["groups"]
+        if g <= 0 or op["in_channels"] % g or op["out_channels"] % g:
+            return f"groups = {g} must divide in_channels = {op['in_channels']} and out_channels = {op['out_channels']}"
+    return None
+
+
+def _check_block(op, defs, target):
+    layer = defs[op.operands[0]]
+    if layer.kind not in WEIGHT_KINDS:
+        return f"blocks a {layer.kind}; only weight layers ({', '.join(WEIGHT_KINDS)}) have blocks"
+    if layer.get("rows") is None:
+        return f"blocks %{layer.result}, which has no matrix view yet (run 'lower' first)"
+    if op["layout"] not in LAYOUTS:
+        return f"layout '{op['layout']}' is not one of {', '.join(LAYOUTS)}"
+    for key, limit in (("groups", layer["groups"]), ("rows", layer["rows"]), ("cols", layer["cols"])):
+        lo, hi = op[key]
+        if hi > limit:
+            return f"{key} [{lo}, {hi}] runs past the layer's {limit} {key}"
+    if op["copy"] < 0:
+        return f"copy = {op['copy']} is negative"
+    fp = block_footprint(target, op)
+    if fp.rows > target.xbar_rows or fp.cols > target.xbar_cols:
+        return (f"needs {fp.rows} x {fp.cols} cells, more than a {target.xbar_rows} x {target.xbar_cols} "
+                f"crossbar of target '{target.name}'")
+    if op["cols"][1] - op["cols"][0] > max_cols_per_block(target) and op["layout"] == "diag":
+        return f"has more columns than fit one crossbar of target '{target.name}'"
+    return None
+
+
+def _check_place(op, defs, target):
+    block = defs[op.operands[0]]
+    if block.kind != "map.block":
+        return f"places %{block.result}, a {block.kind}; only map.block values are placed"
+    if op["tile"] < 0:  # tiles past the first chip's are on further chips of the same kind
+        return f"tile = {op['tile']} is negative"
+    if not 0 <= op["xbar"] < target.xbars_per_tile:
+        return f"xbar = {op['xbar']} is outside a tile of target '{target.name}' (0..{target.xbars_per_tile - 1})"
+    at = op["at"]
+    if len(at) != 2 or min(at) < 0:
+        return f"at = {list(at)} must be [row, col] >= 0"
+    fp = block_footprint(target, block)
+    if at[0] + fp.rows > target.xbar_rows or at[1] + fp.cols > target.xbar_cols:
+        return (f"puts a {fp.rows} x {fp.cols} block at {list(at)}, past the edge of a "
+                f"{target.xbar_rows} x {target.xbar_cols} crossbar")
+    return None
+
+
+_SHAPE = {"shape": "ints"}
+_CONV = {**_SHAPE, "in_channels": "int", "out_channels": "int", "kernel": "ints", "stride": "ints",
+         "pads": "ints", "dilation": "ints", "groups": "int", "weight": "str", "bias": "bool"}
+_MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str"}
+_DIGITAL_REQ = {**_SHAPE, "fn": "str", "ops": "int"}
+_DIGITAL_OPT = {"onnx": "str", "known": "bool", "axis": "int", "index": "int"}
+_DIGITAL = OpSpec(1, None, True, _DIGITAL_REQ, _DIGITAL_OPT, _check_shape)
+_COST = {"latency_ns": "float", "energy_nj": "float", "crossbars": "int"}
+
+OPS: dict[str, OpSpec] = {
+    # what the network computes
+    "nn.input": OpSpec(0, 0, True, {**_SHAPE, "name": "str"}, {}, _check_shape),
+    "nn.output": OpSpec(1, None, False, {}),
+    "nn.conv": OpSpec(1, 1, True, _CONV, _MATRIX, _check_weight),
+    "nn.conv_transpose": OpSpec(1, 1, True, _CONV, _MATRIX, _check_weight),
+    "nn.matmul": OpSpec(1, 1, True, {**_SHAPE, "in_features": "int", "out_features": "int", "weight": "str",
+                                     "bias": "bool"}, {**_MATRIX, "groups": "int"}, _check_weight),
+    "nn.rnn": OpSpec(1, 1, True, {**_SHAPE, "cell": "str", "input_size": "int", "hidden_size": "int",
+                                  "directions": "int", "seq_len": "int", "weight": "str"},
+                     {**_MATRIX, "groups": "int"}, _check_weight),
+    # digital units: all costed by element operations `ops`
+    "nn.act": _DIGITAL,
+    "nn.eltwise": _DIGITAL,
+    "nn.pool": _DIGITAL,
+    "nn.norm": _DIGITAL,
+    "nn.softmax": _DIGITAL,
+    "nn.dot": _DIGITAL,  # activation x activation products (attention), on digital units
+    "nn.concat": _DIGITAL,
+    "nn.reshape": _DIGITAL,  # data movement only: Reshape, Transpose, Flatten, Split, Pad, ...
+    # how it is mapped
+    "map.block": OpSpec(1, 1, True, {"copy": "int", "groups": "range", "rows": "range", "cols": "range",
+                                     "layout": "str"}, {}, _check_block),
+    "map.place": OpSpec(1, 1, False, {"tile": "int", "xbar": "int", "at": "ints"}, {}, _check_place),
+    # what it costs (written by the cost pass)
+    "cost.layer": OpSpec(1, 1, False, _COST, {"copies": "int", "blocks": "int"}),
+}
+
+DIGITAL_KINDS = tuple(k for k, s in OPS.items() if s is _DIGITAL)

@@ -1,0 +1,118 @@
+"""Passes and pipelines.
+
+A pass is a frozen dataclass: its fields are its options, `name` is its pipeline name and
+`run(module) -> Module` returns a new Module. A pipeline is text,
+`lower,partition{grouped=serial},place,cost`, parsed into pass objects; option names use
+dashes or underscores (`max-blocks` is field `max_blocks`). Named pipelines stand for
+whole sequences (`baseline`). The pipeline verifies after every pass; a failure names the
+pass and the passes before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Sequence
+
+from cimc.errors import CimcError, PipelineError, VerifyError
+from cimc.ir import Module
+from cimc.verify import verify
+
+NAMED = {
+    # every block on its own crossbar, one copy per layer: the ISAAC-like baseline
+    "baseline": "lower,partition,place,cost",
+}
+DEFAULT = "baseline"
+
+_ITEM = re.compile(r"\s*([A-Za-z_][\w-]*)\s*(\{([^{}]*)\})?\s*(,|$)")
+
+
+def registry() -> dict[str, type]:
+    from cimc.passes import PASSES
+
+    return PASSES
+
+
+def _convert(pass_name: str, field: dataclasses.Field, raw: str):
+    kind = field.type
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
+        if kind in ("int | None",):
+            return None if raw.lower() == "none" else int(raw)
+        return raw
+    except ValueError:
+        raise PipelineError(f"pass '{pass_name}': option '{field.name}' must be {kind}, got '{raw}'.") from None
+
+
+def parse_pipeline(text: str) -> list:
+    """Pass objects for a pipeline text; named pipelines are expanded."""
+    text = text.strip()
+    if not text:
+        raise PipelineError("the pipeline is empty; give passes like 'lower,partition,place,cost' or 'baseline'.")
+    passes, pos = [], 0
+    reg = registry()
+    while pos < len(text):
+        m = _ITEM.match(text, pos)
+        if not m or m.end() == pos:
+            raise PipelineError(f"pipeline '{text}': cannot read it at column {pos + 1}; "
+                                "write pass names separated by commas, options in braces: partition{grouped=serial}.")
+        pos = m.end()
+        name, opts = m.group(1), m.group(3)
+        if name in NAMED and opts is None:
+            passes.extend(parse_pipeline(NAMED[name]))
+            continue
+        cls = reg.get(name.replace("_", "-")) or reg.get(name)
+        if cls is None:
+            raise PipelineError(f"unknown pass '{name}' in pipeline '{text}'. Passes: {', '.join(sorted(reg))}; "
+                                f"pipelines: {', '.join(sorted(NAMED))}.")
+        kwargs = {}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for item in filter(None, (s.strip() for s in (opts or "").split(","))):
+            key, sep, raw = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in fields:
+                raise PipelineError(f"pass '{name}': unknown option '{item}'. Options: "
+                                    f"{', '.join(sorted(fields)) or 'none'}.")
+            kwargs[key] = _convert(name, fields[key], raw.strip())
+        try:
+            passes.append(cls(**kwargs))
+        except (ValueError, TypeError) as e:
+            raise PipelineError(f"pass '{name}': {e}") from None
+    return passes
+
+
+def print_pipeline(passes: Sequence) -> str:
+    """The canonical text of a pass list (options that differ from their defaults only)."""
+    items = []
+    for p in passes:
+        opts = [f"{f.name.replace('_', '-')}={getattr(p, f.name)}" for f in dataclasses.fields(p)
+                if getattr(p, f.name) != f.default]
+        items.append(p.name + ("{" + ",".join(opts) + "}" if opts else ""))
+    return ",".join(items)
+
+
+def run_pipeline(module: Module, passes: Sequence, check: bool = True) -> Module:
+    """Run passes in order, verifying after each; records them in the module's `passes`."""
+    done = [p for p in str(module.get("passes", "")).split(",") if p]
+    for p in passes:
+        try:
+            module = p.run(module)
+            if check:
+                verify(module)
+        except VerifyError as e:
+            before = ",".join(done) or "nothing"
+            raise VerifyError(f"after pass '{p.name}' (run after: {before}): {e}") from None
+        except CimcError:
+            raise
+        done.append(print_pipeline([p]))
+        module = module.with_ops(module.ops, passes=",".join(done))
+    return module

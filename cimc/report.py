@@ -1,0 +1,111 @@
+"""Reports: the figures of one mapping, as a terminal table and as JSON.
+
+Every figure carries its unit in its name. `schema` versions the JSON layout; a change
+that removes or renames a key bumps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+SCHEMA = "cimc.report/1"
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One op of the network. `rows` x `cols` is one group's weight matrix (before bit
+    slicing); `mvms` the matrix-vector products each group's matrix does per inference.
+    Digital-only ops have zeros there and `crossbars` 0."""
+
+    name: str
+    op: str
+    rows: int
+    cols: int
+    groups: int
+    mvms: int
+    blocks: int
+    copies: int
+    crossbars: int
+    latency_ns: float
+    energy_nj: float
+    fn: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    model: str
+    target: str
+    passes: str
+    crossbars_used: int
+    crossbars_available: int  # of the chips used
+    chips_used: int  # chips of the target's kind the mapping spans
+    crossbars_lower_bound: int
+    utilization: float  # weight cells (all copies) / cells of the crossbars used
+    latency_ns: float
+    latency_lower_bound_ns: float
+    throughput_ips: float  # inferences per second, pipelined
+    throughput_upper_bound_ips: float
+    energy_nj: float
+    area_mm2: float  # tiles the mapping uses
+    chip_area_mm2: float  # the whole target
+    edap: float  # energy_nj * latency_ns * area_mm2
+    compile_s: float
+    tiles_used: int
+    weight_cells: int  # cells of one copy of every weight, bit slices included
+    layers: tuple[LayerCost, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        d = {"schema": SCHEMA}
+        d.update(dataclasses.asdict(self))
+        d["layers"] = [dataclasses.asdict(layer) for layer in self.layers]
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def table(self, max_layers: int | None = 40) -> str:
+        return format_table(self, max_layers)
+
+
+def _si(x: float, unit: str) -> str:
+    """x in `unit` with an SI prefix that keeps 1-3 digits before the point."""
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"),
+                          (1e-12, "p")):
+        if abs(x) >= scale:
+            return f"{x / scale:.4g} {prefix}{unit}"
+    return f"{x:.4g} {unit}"
+
+
+def format_table(r: Report, max_layers: int | None = 40) -> str:
+    weight_layers = [layer for layer in r.layers if layer.crossbars or layer.rows]
+    digital = [layer for layer in r.layers if not (layer.crossbars or layer.rows)]
+    lines = [f"cimc: {r.model} on {r.target}  (passes: {r.passes})", ""]
+    head = f"{'layer':<28} {'op':<18} {'matrix':>13} {'groups':>6} {'mvms':>7} {'blocks':>6} {'copies':>6} {'xbars':>5} {'latency':>11} {'energy':>11}"
+    lines += [head, "-" * len(head)]
+    shown = weight_layers if max_layers is None else weight_layers[:max_layers]
+    for layer in shown:
+        lines.append(f"{layer.name[:28]:<28} {layer.op:<18} {f'{layer.rows}x{layer.cols}':>13} {layer.groups:>6} "
+                     f"{layer.mvms:>7} {layer.blocks:>6} {layer.copies:>6} {layer.crossbars:>5} "
+                     f"{layer.latency_ns / 1e3:>8.2f} us {layer.energy_nj:>8.2f} nJ")
+    if len(shown) < len(weight_layers):
+        lines.append(f"... {len(weight_layers) - len(shown)} more weight layers (see --report JSON)")
+    d_lat = sum(x.latency_ns for x in digital)
+    d_en = sum(x.energy_nj for x in digital)
+    lines.append(f"{f'digital ops ({len(digital)})':<28} {'(no crossbars)':<18} {'':>13} {'':>6} {'':>7} {'':>6} {'':>6} "
+                 f"{0:>5} {d_lat / 1e3:>8.2f} us {d_en:>8.2f} nJ")
+    lines += ["", f"{'figure':<24} {'value':>16} {'bound':>16}", "-" * 58]
+    rows = [
+        ("crossbars used", f"{r.crossbars_used} / {r.crossbars_available}", f">= {r.crossbars_lower_bound}"),
+        ("tiles used", f"{r.tiles_used}", f"on {r.chips_used} chip{'s' if r.chips_used > 1 else ''}"),
+        ("utilization", f"{100 * r.utilization:.1f} %", ""),
+        ("latency", _si(r.latency_ns * 1e-9, "s"), ">= " + _si(r.latency_lower_bound_ns * 1e-9, "s")),
+        ("throughput", _si(r.throughput_ips, "inf/s"), "<= " + _si(r.throughput_upper_bound_ips, "inf/s")),
+        ("energy / inference", _si(r.energy_nj * 1e-9, "J"), ""),
+        ("area (tiles used)", f"{r.area_mm2:.3f} mm2", f"chip {r.chip_area_mm2:.1f} mm2"),
+        ("EDAP", f"{r.edap:.4g} nJ.ns.mm2", ""),
+        ("compile time", f"{r.compile_s:.3f} s", ""),
+    ]
+    lines += [f"{a:<24} {b:>16} {c:>16}" for a, b, c in rows]
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""The verifier: structure first, then each op, then whole-mapping rules.
+
+1. structure: known op kinds, operand counts, result present iff the kind defines one,
+   unique result names, operands defined by an earlier op, attributes of the right type;
+2. per op: the check hook of its kind in `cimc.ops.OPS`;
+3. mapping: each copy of a layer's blocks covers its matrices exactly once, copies are
+   numbered 0..k-1, every block is placed once (or none is), no two blocks overlap in a
+   crossbar.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from cimc.errors import VerifyError
+from cimc.ir import Module, Op
+from cimc.mapping import block_footprint
+from cimc.ops import OPS, TYPE_TEXT, _is
+
+
+def _where(op: Op) -> str:
+    return f"%{op.result} = {op.kind}" if op.result is not None else f"{op.kind}(%{', %'.join(op.operands)})"
+
+
+def _structure(module: Module) -> dict[str, Op]:
+    defs: dict[str, Op] = {}
+    for i, op in enumerate(module.ops):
+        try:
+            _structure_op(op, defs)
+        except VerifyError as e:
+            raise VerifyError(str(e), i) from None
+    return defs
+
+
+def _structure_op(op: Op, defs: dict[str, Op]) -> None:
+    spec = OPS.get(op.kind)
+    if spec is None:
+        raise VerifyError(f"{_where(op)}: unknown op kind '{op.kind}'. Known kinds: {', '.join(sorted(OPS))}.")
+    n = len(op.operands)
+    if n < spec.min_operands or (spec.max_operands is not None and n > spec.max_operands):
+        want = spec.min_operands if spec.max_operands == spec.min_operands else f"at least {spec.min_operands}"
+        raise VerifyError(f"{_where(op)}: takes {want} operand(s), got {n}.")
+    if spec.has_result != (op.result is not None):
+        raise VerifyError(f"{_where(op)}: {'needs' if spec.has_result else 'must not have'} a result name.")
+    for o in op.operands:
+        if o not in defs:
+            raise VerifyError(f"{_where(op)}: operand %{o} is not defined by an earlier op.")
+    if not op.__dict__.get("_typed"):  # ops are immutable: their attributes are checked once
+        _attr_types(op, spec, _where(op))
+    if op.result is not None:
+        if op.result in defs:
+            raise VerifyError(f"{_where(op)}: the name %{op.result} is defined twice.")
+        defs[op.result] = op
+
+
+def _attr_types(op: Op, spec, where: str) -> None:
+    present = op._by_key
+    for key, kind in spec.required.items():
+        if key not in present:
+            raise VerifyError(f"{where}: missing attribute '{key}' ({TYPE_TEXT[kind]}).")
+    for key, value in op.attrs:
+        kind = spec.required.get(key) or spec.optional.get(key)
+        if kind is None:
+            raise VerifyError(f"{where}: unknown attribute '{key}' for {op.kind}.")
+        if not _is(kind, value):
+            raise VerifyError(f"{where}: attribute '{key}' must be {TYPE_TEXT[kind]}, got {value!r}.")
+    object.__setattr__(op, "_typed", True)
+
+
+def _overlapping(boxes: np.ndarray) -> tuple[int, int] | None:
+    """First pair of half-open boxes (n x 2k array of lo/hi pairs) that overlap, if any."""
+    n = len(boxes)
+    if n < 2:
+        return None
+    k = boxes.shape[1] // 2
+    if n > 64:
+        # Paint the boxes on the grid their corners make: cheap when they tile a region
+        # (the usual case); a cell painted twice reveals an overlap.
+        axes = [np.unique(boxes[:, 2 * d:2 * d + 2]) for d in range(k)]
+        if np.prod([len(a) for a in axes], dtype=np.float64) <= 8e6:
+            idx = [np.searchsorted(axes[d], boxes[:, 2 * d:2 * d + 2]) for d in range(k)]
+            grid = np.zeros([len(a) - 1 for a in axes], dtype=np.int32)
+            clash = False
+            for i in range(n):
+                cell = grid[tuple(slice(idx[d][i, 0], idx[d][i, 1]) for d in range(k))]
+                if cell.any():
+                    clash = True
+                    break
+                cell += 1
+            if not clash:
+                return None
+            # fall through to find the pair by name
+    for i in range(n - 1):
+        rest = boxes[i + 1:]
+        hit = np.ones(len(rest), dtype=bool)
+        for d in range(k):
+            lo, hi = boxes[i, 2 * d], boxes[i, 2 * d + 1]
+            hit &= (rest[:, 2 * d] < hi) & (lo < rest[:, 2 * d + 1])
+        if hit.any():
+            return i, i + 1 + int(np.argmax(hit))
+    return None
+
+
+def _mapping(module: Module, defs: dict[str, Op]) -> None:
+    target = module.target
+    blocks_of: dict[tuple[str, int], list[Op]] = defaultdict(list)
+    placed: dict[str, Op] = {}
+    for op in module.ops:
+        if op.kind == "map.block":
+            blocks_of[(op.operands[0], op["copy"])].append(op)
+        elif op.kind == "map.place":
+            b = op.operands[0]
+            if b in placed:
+                raise VerifyError(f"{_where(op)}: block %{b} is placed twice.")
+            placed[b] = op
+    copies: dict[str, set[int]] = defaultdict(set)
+    for (layer_name, copy), blocks in blocks_of.items():
+        copies[layer_name].add(copy)
+        layer = defs[layer_name]
+        boxes = np.array([[*b["groups"], *b["rows"], *b["cols"]] for b in blocks], dtype=np.int64)
+        vol = int(np.prod(boxes[:, 1::2] - boxes[:, 0::2], axis=1).sum())
+        want = layer["groups"] * layer["rows"] * layer["cols"]
+        pair = _overlapping(boxes)
+        if pair is not None:
+            a, b = blocks[pair[0]], blocks[pair[1]]
+            raise VerifyError(f"%{a.result} and %{b.result}: blocks of copy {copy} of %{layer_name} overlap.")
+        if vol != want:
+            raise VerifyError(
+                f"%{layer_name}: the blocks of copy {copy} cover {vol} of its {want} weights; "
+                "each copy's blocks must cover every group, row and column exactly once.")
+    for layer_name, cs in copies.items():
+        if cs != set(range(len(cs))):
+            raise VerifyError(f"%{layer_name}: copies are numbered {sorted(cs)}; they must be 0..{len(cs) - 1}.")
+    if placed:
+        unplaced = [b.result for bs in blocks_of.values() for b in bs if b.result not in placed]
+        if unplaced:
+            raise VerifyError(f"%{unplaced[0]}: block is not placed (and {len(unplaced) - 1} more); "
+                              "place every block or none.")
+        by_xbar: dict[tuple[int, int], list[tuple[Op, Op]]] = defaultdict(list)
+        for b, p in placed.items():
+            by_xbar[(p["tile"], p["xbar"])].append((defs[b], p))
+        for (tile, xbar), items in by_xbar.items():
+            if len(items) < 2:
+                continue
+            rects = []
+            for block, p in items:
+                fp = block_footprint(target, block)
+                r, c = p["at"]
+                rects.append([r, r + fp.rows, c, c + fp.cols])
+            pair = _overlapping(np.array(rects, dtype=np.int64))
+            if pair is not None:
+                a, b = items[pair[0]][0].result, items[pair[1]][0].result
+                raise VerifyError(f"blocks %{a} and %{b} overlap in crossbar {xbar} of tile {tile}.")
+
+
+def verify(module: Module) -> Module:
+    """Raise VerifyError naming the op and the rule broken; return the module if it holds."""
+    defs = _structure(module)
+    for i, op in enumerate(module.ops):
+        spec = OPS[op.kind]
+        if spec.check is not None:
+            # the check reads only the op, its operands' ops and the target: skip it when
+            # none of them changed since it passed (all are immutable)
+            inputs = (module.target, *(defs[o] for o in op.operands))
+            seen = op.__dict__.get("_checked")
+            if seen is not None and len(seen) == len(inputs) and all(a is b for a, b in zip(seen, inputs)):
+                continue
+            err = spec.check(op, defs, module.target)
+            if err:
+                raise VerifyError(f"{_where(op)}: {err}.", i)
+            object.__setattr__(op, "_checked", inputs)
+    _mapping(module, defs)
+    return module

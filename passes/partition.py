@@ -1,0 +1,87 @@
+"""partition: cut each weight layer's matrices into crossbar-sized blocks (copy 0).
+
+Rows are cut every `xbar_rows`; logical columns every `max_cols_per_block` (a weight's bit
+slices, and its differential pair, stay in one crossbar). Grouped and depthwise layers
+choose, by `grouped`:
+- "diag": several groups on the diagonal of one crossbar, all read at once;
+- "serial": groups side by side sharing rows, read one group after another
+  (few crossbars, many reads);
+- "per-group": every group in its own blocks (diag with one group per block);
+- "auto" (default): of diag and serial, the one with the smaller crossbars x reads
+  product, then the fewer crossbars.
+Existing map.* and cost.* ops are dropped: partition starts a mapping afresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cimc.errors import PipelineError, VerifyError
+from cimc.ir import Module, Op
+from cimc.mapping import WEIGHT_KINDS, footprint, max_cols_per_block
+from cimc.targets import Target
+
+GROUPED = ("auto", "diag", "serial", "per-group")
+
+
+def _cuts(n: int, limit: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + limit, n)) for lo in range(0, n, limit)]
+
+
+def _plan(target: Target, groups: int, rows: int, cols: int, layout: str, max_groups: int | None = None):
+    """Blocks (groups range, rows range, cols range, layout) for one layer in one layout."""
+    col_limit = max_cols_per_block(target)
+    row_cuts, col_cuts = _cuts(rows, target.xbar_rows), _cuts(cols, col_limit)
+    # groups per block: as many as fit the crossbar in this layout
+    if len(row_cuts) > 1 or len(col_cuts) > 1:
+        per = 1
+    elif layout == "diag":
+        per = min(target.xbar_rows // rows, col_limit // cols, groups)
+    else:
+        per = min(col_limit // cols, groups)
+    per = max(1, min(per, max_groups or per))
+    return [((g0, min(g0 + per, groups)), r, c, layout)
+            for g0 in range(0, groups, per) for r in row_cuts for c in col_cuts]
+
+
+def choose_layout(target: Target, groups: int, rows: int, cols: int, grouped: str) -> list:
+    if groups == 1 or grouped == "diag":
+        return _plan(target, groups, rows, cols, "diag")
+    if grouped == "per-group":
+        return _plan(target, groups, rows, cols, "diag", max_groups=1)
+    if grouped == "serial":
+        return _plan(target, groups, rows, cols, "serial")
+
+    def score(plan):
+        reads = max(footprint(target, g[1] - g[0], r[1] - r[0], c[1] - c[0], lay).reads_per_mvm
+                    for g, r, c, lay in plan)
+        return (len(plan) * reads, len(plan))
+
+    return min((_plan(target, groups, rows, cols, lay) for lay in ("diag", "serial")), key=score)
+
+
+@dataclass(frozen=True)
+class PartitionPass:
+    name = "partition"
+    grouped: str = "auto"
+
+    def __post_init__(self):
+        if self.grouped not in GROUPED:
+            raise PipelineError(f"partition: grouped must be one of {', '.join(GROUPED)}, got '{self.grouped}'.")
+
+    def run(self, module: Module) -> Module:
+        target = module.target
+        ops: list[Op] = []
+        for op in module.ops:
+            if op.namespace in ("map", "cost"):
+                continue
+            ops.append(op)
+            if op.kind not in WEIGHT_KINDS:
+                continue
+            if op.get("rows") is None:
+                raise VerifyError(f"%{op.result}: {op.kind} has no matrix view; run 'lower' before 'partition'.")
+            plan = choose_layout(target, op["groups"], op["rows"], op["cols"], self.grouped)
+            for i, (g, r, c, layout) in enumerate(plan):
+                ops.append(Op.make("map.block", f"{op.result}.b{i}", [op.result], copy=0, groups=g, rows=r, cols=c,
+                                   layout=layout))
+        return module.with_ops(ops)

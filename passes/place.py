@@ -1,0 +1,46 @@
+"""place: put every block on a crossbar of its own, at row 0, column 0.
+
+This is the ISAAC-like baseline placement (no packing, no sharing): crossbars are handed
+out in op order, filling tile 0 first. A model needing more crossbars than one chip has
+spills onto further chips of the same kind (`overflow=chips`, the default, as ISAAC maps
+large networks over several chips: tile t is on chip t // tiles, and the report says how
+many chips it took), or is `Infeasible` with the count it needs (`overflow=error`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cimc.errors import Infeasible, PipelineError
+from cimc.ir import Module, Op
+
+
+@dataclass(frozen=True)
+class PlacePass:
+    name = "place"
+    overflow: str = "chips"
+
+    def __post_init__(self):
+        if self.overflow not in ("chips", "error"):
+            raise PipelineError(f"place: overflow must be 'chips' or 'error', got '{self.overflow}'.")
+
+    def run(self, module: Module) -> Module:
+        target = module.target
+        blocks = [op for op in module.ops if op.kind == "map.block"]
+        if len(blocks) > target.xbars and self.overflow == "error":
+            raise Infeasible(
+                f"model '{module.name}' needs {len(blocks)} crossbars with one block per crossbar, but target "
+                f"'{target.name}' has {target.xbars} ({target.tiles} tiles x {target.xbars_per_tile}). "
+                f"Use a larger target (e.g. --set tiles={-(-len(blocks) // target.xbars_per_tile)}) "
+                "or let it span chips (place{overflow=chips}).")
+        ops = [op for op in module.ops if op.kind != "map.place" and op.namespace != "cost"]
+        place = [Op.make("map.place", None, [b.result], tile=i // target.xbars_per_tile,
+                         xbar=i % target.xbars_per_tile, at=(0, 0)) for i, b in enumerate(blocks)]
+        # a block's place op follows the block, keeping each layer's mapping together in the text
+        out: list[Op] = []
+        by_block = {p.operands[0]: p for p in place}
+        for op in ops:
+            out.append(op)
+            if op.kind == "map.block":
+                out.append(by_block[op.result])
+        return module.with_ops(out)
