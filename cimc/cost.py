@@ -141,7 +141,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     latency_bound_ns = _longest_path(module, bound_ns)
     xbars_used = len({(p["tile"], p["xbar"]) for p in placed.values()}) or sum(w.blocks for w in work.values())
     tiles_used = len({p["tile"] for p in placed.values()}) or math.ceil(xbars_used / t.xbars_per_tile)
-    chips_used = max((p["tile"] // t.tiles for p in placed.values()), default=(xbars_used - 1) // t.xbars) + 1
+    chips_used = max((p["tile"] // t.tiles + 1 for p in placed.values()), default=max(1, -(-xbars_used // t.xbars)))
     digital_period = digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1))
     crossbar_period = max(xbar_busy_ns.values(), default=0.0)
     if not placed:  # unplaced: every block on its own crossbar

@@ -71,6 +71,7 @@ class _Graph:
     shapes: dict[str, tuple[int | None, ...]]
     elem_types: dict[str, int]
     constants: set[str]
+    consumed: set[str]  # tensors some node or graph output uses
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -282,8 +283,17 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_.$\-]")
 
 
 def _sanitize(name: str) -> str:
-    s = _NAME_BAD.sub("_", name).strip("_") or "v"
-    return s
+    """A value name for the mapping IR. Exporter scope paths are shortened:
+    torch's "/features/features.1/body/body.0/Conv" becomes "features.1.body.0.Conv"."""
+    if "/" in name:
+        parts: list[str] = []
+        for seg in filter(None, name.split("/")):
+            if parts and seg.startswith(parts[-1] + "."):
+                parts[-1] = seg
+            else:
+                parts.append(seg)
+        name = ".".join(parts)
+    return _NAME_BAD.sub("_", name).strip("_") or "v"
 
 
 def import_onnx(source, target: Target, *, batch: int = 1, input_shapes: dict | None = None,
@@ -313,12 +323,13 @@ def import_onnx(source, target: Target, *, batch: int = 1, input_shapes: dict | 
     shapes, types = _collect_shapes(model)
     nodes = _toposort(model, where)
     constants = _constants(model, nodes, shapes)
+    consumed = {i for n in nodes for i in n.input} | {o.name for o in model.graph.output}
     needed = [o for n in nodes if not all(o in constants for o in n.output) for o in list(n.input) + list(n.output)
-              if o and not _static(shapes.get(o))]
+              if o and o in consumed and not _static(shapes.get(o))]
     if needed:
         shapes.update(_shapes_by_running(model, where, sorted(set(needed))))
-    graph = _Graph(model, shapes, types, constants)
-    return _build(graph, nodes, target, _sanitize(name or model.graph.name or stem), where)
+    graph = _Graph(model, shapes, types, constants, consumed)
+    return _build(graph, nodes, target, _sanitize(name or stem or model.graph.name), where)
 
 
 def _build(g: _Graph, nodes, target: Target, module_name: str, where: str) -> Module:
@@ -358,7 +369,7 @@ def _build(g: _Graph, nodes, target: Target, module_name: str, where: str) -> Mo
         ops.extend(made)
         alias[node.output[0]] = result
         for k, extra in enumerate(node.output[1:], start=1):
-            if extra and extra in g.shapes:
+            if extra and extra in g.consumed:
                 n = fresh(extra)
                 ops.append(Op.make("nn.reshape", n, [result], shape=g.shapes[extra], fn=f"{node.op_type}:{k}", ops=0,
                                    index=k, onnx=label))

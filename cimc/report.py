@@ -82,18 +82,19 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
     weight_layers = [layer for layer in r.layers if layer.crossbars or layer.rows]
     digital = [layer for layer in r.layers if not (layer.crossbars or layer.rows)]
     lines = [f"cimc: {r.model} on {r.target}  (passes: {r.passes})", ""]
-    head = f"{'layer':<28} {'op':<18} {'matrix':>13} {'groups':>6} {'mvms':>7} {'blocks':>6} {'copies':>6} {'xbars':>5} {'latency':>11} {'energy':>11}"
-    lines += [head, "-" * len(head)]
     shown = weight_layers if max_layers is None else weight_layers[:max_layers]
+    w = min(max([len(x.name) for x in shown] + [28]), 48)
+    head = f"{'layer':<{w}} {'op':<18} {'matrix':>13} {'groups':>6} {'mvms':>7} {'blocks':>6} {'copies':>6} {'xbars':>5} {'latency':>11} {'energy':>11}"
+    lines += [head, "-" * len(head)]
     for layer in shown:
-        lines.append(f"{layer.name[:28]:<28} {layer.op:<18} {f'{layer.rows}x{layer.cols}':>13} {layer.groups:>6} "
+        lines.append(f"{layer.name[:w]:<{w}} {layer.op:<18} {f'{layer.rows}x{layer.cols}':>13} {layer.groups:>6} "
                      f"{layer.mvms:>7} {layer.blocks:>6} {layer.copies:>6} {layer.crossbars:>5} "
                      f"{layer.latency_ns / 1e3:>8.2f} us {layer.energy_nj:>8.2f} nJ")
     if len(shown) < len(weight_layers):
         lines.append(f"... {len(weight_layers) - len(shown)} more weight layers (see --report JSON)")
     d_lat = sum(x.latency_ns for x in digital)
     d_en = sum(x.energy_nj for x in digital)
-    lines.append(f"{f'digital ops ({len(digital)})':<28} {'(no crossbars)':<18} {'':>13} {'':>6} {'':>7} {'':>6} {'':>6} "
+    lines.append(f"{f'digital ops ({len(digital)})':<{w}} {'(no crossbars)':<18} {'':>13} {'':>6} {'':>7} {'':>6} {'':>6} "
                  f"{0:>5} {d_lat / 1e3:>8.2f} us {d_en:>8.2f} nJ")
     lines += ["", f"{'figure':<24} {'value':>16} {'bound':>16}", "-" * 58]
     rows = [

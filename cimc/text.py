@@ -88,6 +88,20 @@ class _Build(Transformer):
         return [i for i in items if i is not None]
 
 
+_WHAT = {"VALUE_NAME": "a value like %x", "MODULE_NAME": "a module name like @net", "OP_KIND": "an op kind like nn.conv",
+         "KEY": "an attribute name", "INT": "an integer", "FLOAT": "a number", "STRING": 'a "string"'}
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _WHAT:
+        return _WHAT[terminal]
+    try:
+        pattern = _parser().get_terminal(terminal).pattern
+        return f"'{pattern.value}'" if pattern.type == "str" else terminal
+    except KeyError:
+        return terminal
+
+
 def _line_of(text: str, line: int) -> str:
     lines = text.splitlines()
     return lines[line - 1] if 0 < line <= len(lines) else ""
@@ -111,8 +125,8 @@ def parse(text: str, filename: str = "<text>", verify: bool = True) -> Module:
         if token is not None and getattr(token, "type", "") == "$END":
             msg = "the text ends early: a closing '}' or an op is missing"
         elif token is not None:
-            expected = sorted(getattr(e, "expected", []) or [])
-            msg = f"unexpected '{token}'" + (f"; expected one of {', '.join(expected[:8])}" if expected else "")
+            expected = sorted({_describe(t) for t in (getattr(e, "expected", []) or [])})
+            msg = f"unexpected '{token}'" + (f"; expected {' or '.join(expected[:8])}" if expected else "")
         else:
             msg = f"unexpected character {text[e.pos_in_stream]!r}" if getattr(e, "pos_in_stream", None) is not None and e.pos_in_stream < len(text) else "syntax error"
         raise MappingSyntaxError(msg, filename, line, col, _line_of(text, line)) from None

@@ -1,0 +1,32 @@
+# Set-up is part of every target: a fresh machine needs only python3 (3.11+) and make.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: example test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The main job on the bundled example: compile ResNet-20 for the generic 256x256 RRAM target.
+example: $(STAMP)
+	mkdir -p out
+	$(BIN)/cimc compile examples/resnet20.onnx --target rram-256 -o out/resnet20.cim --report out/resnet20.json
+
+# The whole test suite, slow end-to-end cases included, on 2 workers.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+# Without the slow end-to-end cases.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/compile_time.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -1,0 +1,214 @@
+"""Network families written in torch (torchvision is not used), for examples, tests,
+benchmarks and the search. Each builder takes the knobs a search varies."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: type | None = nn.ReLU):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act is not None:
+        layers.append(act())
+    return nn.Sequential(*layers)
+
+
+# ---- ResNet for CIFAR (He et al. 2016, section 4.2) --------------------------------------
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv_bn(cin, cout, 3, stride), _conv_bn(cout, cout, 3, 1, act=None))
+        self.short = (nn.Sequential() if stride == 1 and cin == cout
+                      else _conv_bn(cin, cout, 1, stride, act=None))
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.short(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet-(6n+2) for 32x32 inputs: three stages of n basic blocks."""
+
+    def __init__(self, blocks_per_stage: int = 3, widths: tuple[int, int, int] = (16, 32, 64), classes: int = 10,
+                 in_channels: int = 3):
+        super().__init__()
+        self.stem = _conv_bn(in_channels, widths[0], 3)
+        layers, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            for j in range(blocks_per_stage):
+                layers.append(BasicBlock(cin, w, 2 if (j == 0 and i > 0) else 1))
+                cin = w
+        self.stages = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
+
+
+def resnet20(classes: int = 10) -> nn.Module:
+    return CifarResNet(3, classes=classes)
+
+
+class ImageNetResNet(nn.Module):
+    """ResNet-18/34 style (basic blocks) for ImageNet-sized or smaller inputs."""
+
+    def __init__(self, blocks=(2, 2, 2, 2), classes: int = 1000):
+        super().__init__()
+        self.stem = nn.Sequential(_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+        layers, cin = [], 64
+        for i, (n, w) in enumerate(zip(blocks, (64, 128, 256, 512))):
+            for j in range(n):
+                layers.append(BasicBlock(cin, w, 2 if (j == 0 and i > 0) else 1))
+                cin = w
+        self.stages = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
+
+
+def resnet18(classes: int = 1000) -> nn.Module:
+    return ImageNetResNet((2, 2, 2, 2), classes)
+
+
+# ---- MobileNet family (inverted residuals, depthwise convs, squeeze-excitation) ----------
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c: int, squeeze: int):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, c, 1)
+        self.act = nn.ReLU()
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+def _make_divisible(v: float, d: int = 8) -> int:
+    new = max(d, int(v + d / 2) // d * d)
+    return new + d if new < 0.9 * v else new
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, k: int, exp: int, cout: int, se: bool, act: type, stride: int):
+        super().__init__()
+        layers = []
+        if exp != cin:
+            layers.append(_conv_bn(cin, exp, 1, act=act))
+        layers.append(_conv_bn(exp, exp, k, stride, groups=exp, act=act))
+        if se:
+            layers.append(SqueezeExcite(exp, _make_divisible(exp // 4)))
+        layers.append(_conv_bn(exp, cout, 1, act=None))
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+# MobileNetV3-small (Howard et al. 2019, Table 2): kernel, expansion, out, SE, activation, stride
+V3_SMALL = [(3, 16, 16, True, "RE", 2), (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
+            (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
+            (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1), (5, 288, 96, True, "HS", 2),
+            (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1)]
+
+
+class MobileNetV3(nn.Module):
+    def __init__(self, config=V3_SMALL, classes: int = 10, width: float = 1.0, last: int = 1024,
+                 in_channels: int = 3):
+        super().__init__()
+        acts = {"RE": nn.ReLU, "HS": nn.Hardswish}
+        cin = _make_divisible(16 * width)
+        layers = [_conv_bn(in_channels, cin, 3, 2, act=nn.Hardswish)]
+        for k, exp, cout, se, a, s in config:
+            exp, cout = _make_divisible(exp * width), _make_divisible(cout * width)
+            layers.append(InvertedResidual(cin, k, exp, cout, se, acts[a], s))
+            cin = cout
+        layers.append(_conv_bn(cin, 6 * cin, 1, act=nn.Hardswish))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Linear(6 * cin, last), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(last, classes))
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def mobilenet_v3_small(classes: int = 10) -> nn.Module:
+    return MobileNetV3(V3_SMALL, classes)
+
+
+def mobilenet_tiny(classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """A small MobileNet-style network for 32x32 inputs (the bundled example)."""
+    config = [(3, 16, 16, True, "RE", 1), (3, 48, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
+              (5, 96, 40, True, "HS", 2), (5, 160, 40, True, "HS", 1), (3, 192, 64, True, "HS", 2)]
+    return MobileNetV3(config, classes, last=256, in_channels=in_channels)
+
+
+# ---- SqueezeNet 1.1 (Iandola et al. 2016; the 1.1 variant) -------------------------------
+
+class Fire(nn.Module):
+    def __init__(self, cin: int, squeeze: int, e1: int, e3: int):
+        super().__init__()
+        self.squeeze = nn.Sequential(nn.Conv2d(cin, squeeze, 1), nn.ReLU())
+        self.e1 = nn.Sequential(nn.Conv2d(squeeze, e1, 1), nn.ReLU())
+        self.e3 = nn.Sequential(nn.Conv2d(squeeze, e3, 3, padding=1), nn.ReLU())
+
+    def forward(self, x):
+        s = self.squeeze(x)
+        return torch.cat([self.e1(s), self.e3(s)], 1)
+
+
+class SqueezeNet11(nn.Module):
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 3, 2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
+            Fire(64, 16, 64, 64), Fire(128, 16, 64, 64), nn.MaxPool2d(3, 2, ceil_mode=True),
+            Fire(128, 32, 128, 128), Fire(256, 32, 128, 128), nn.MaxPool2d(3, 2, ceil_mode=True),
+            Fire(256, 48, 192, 192), Fire(384, 48, 192, 192), Fire(384, 64, 256, 256), Fire(512, 64, 256, 256))
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, classes, 1), nn.ReLU(),
+                                        nn.AdaptiveAvgPool2d(1))
+
+    def forward(self, x):
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
+def squeezenet1_1(classes: int = 10) -> nn.Module:
+    return SqueezeNet11(classes)
+
+
+# ---- a small transformer encoder and an LSTM (for frontend coverage) --------------------
+
+class TinyTransformer(nn.Module):
+    def __init__(self, tokens: int = 16, dim: int = 64, heads: int = 4, layers: int = 2, classes: int = 10):
+        super().__init__()
+        self.embed = nn.Linear(dim, dim)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True)
+            for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.embed(x)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.norm(x).mean(1))
+
+
+class TinyLSTM(nn.Module):
+    def __init__(self, features: int = 16, hidden: int = 32, classes: int = 5):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=False)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.head(y[-1])

@@ -1,0 +1,97 @@
+import pytest
+
+from cimc.errors import TargetError
+from cimc.targets import load_target, parse_override, preset_names
+
+PRESETS = ["isaac", "rnc-128", "rram-128", "rram-256", "rram-512"]
+
+
+def test_every_preset_loads_and_notes_its_source():
+    assert set(PRESETS) <= set(preset_names())
+    for name in preset_names():
+        t = load_target(name)
+        assert t.name == name
+        assert t.source.strip(), f"{name} has no source"
+
+
+def test_generic_presets_match_the_issue():
+    for size in (128, 256, 512):
+        t = load_target(f"rram-{size}")
+        assert (t.xbar_rows, t.xbar_cols, t.cell_bits, t.weight_bits, t.input_bits, t.dac_bits, t.adc_bits) == (
+            size, size, 2, 8, 8, 1, 8)
+        assert t.cols_per_adc > 1  # shared ADCs
+
+
+def test_rnc128_is_the_papers_setting():
+    t = load_target("rnc-128")
+    assert (t.xbar_rows, t.xbar_cols, t.cols_per_weight, t.cols_per_adc) == (128, 128, 1, 1)
+    assert t.reads_per_mvm * t.read_ns(128) == pytest.approx(152.8)
+
+
+def test_isaac_tile_area_is_derived_from_components():
+    # ISAAC Table I: tile 0.372 mm2, computed here from the array/ADC/periphery figures
+    t = load_target("isaac")
+    assert t.tile_area_mm2 == pytest.approx(0.372, rel=0.01)
+    assert t.reads_per_mvm == 16 and t.slices == 8
+
+
+def test_overrides_replace_keys_and_coerce_ints_to_floats():
+    t = load_target("rram-256", {"xbar_rows": 128, "xbar_read_ns": 10})
+    assert t.xbar_rows == 128 and t.xbar_read_ns == 10.0 and isinstance(t.xbar_read_ns, float)
+    assert load_target(t) is t
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"adc_bitz": 6}, "unknown"),
+    ({"adc_bits": "six"}, "must be an int"),
+    ({"adc_bits": True}, "must be an int"),
+    ({"xbar_rows": 0}, "positive"),
+    ({"xbar_rows": -4}, "positive"),
+    ({"xbar_rows": 10**9}, "absurd"),
+    ({"xbar_read_ns": -1.0}, ">= 0"),
+    ({"signed_weights": "twos"}, "signed_weights"),
+    ({"xbar_rows": 1, "xbar_cols": 1}, "columns"),  # a 1x1 crossbar cannot hold one 8-bit weight
+])
+def test_bad_overrides_are_clear_errors(overrides, words):
+    with pytest.raises(TargetError, match=words):
+        load_target("rram-256", overrides)
+
+
+def test_unknown_target_names_the_presets():
+    with pytest.raises(TargetError, match="rram-256"):
+        load_target("no-such-chip")
+
+
+def test_user_toml_file_with_base(tmp_path):
+    f = tmp_path / "chip.toml"
+    f.write_text('base = "rram-256"\nname = "chip"\nadc_bits = 6\n')
+    t = load_target(f)
+    assert (t.name, t.adc_bits, t.xbar_rows) == ("chip", 6, 256)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("name = \n", "not valid TOML"),
+    ('base = "nope"\n', "base"),
+    ('base = "rram-256"\nfoo = 1\n', "unknown key"),
+    ('name = "x"\n', "missing key"),
+])
+def test_bad_user_files(tmp_path, text, words):
+    f = tmp_path / "chip.toml"
+    f.write_text(text)
+    with pytest.raises(TargetError, match=words):
+        load_target(f)
+
+
+def test_missing_target_file(tmp_path):
+    with pytest.raises(TargetError, match="does not exist"):
+        load_target(tmp_path / "nope.toml")
+
+
+def test_parse_override():
+    assert parse_override("adc_bits=6") == ("adc_bits", 6)
+    assert parse_override("xbar_read_ns=2.5") == ("xbar_read_ns", 2.5)
+    assert parse_override("signed_weights=offset") == ("signed_weights", "offset")
+    with pytest.raises(TargetError, match="key=value"):
+        parse_override("adc_bits")
+    with pytest.raises(TargetError, match="unknown target key"):
+        parse_override("bogus=1")

@@ -1,0 +1,141 @@
+"""The verifier: structure first, then per-op rules, then whole-mapping rules."""
+
+import pytest
+
+import cimc
+from cimc.errors import VerifyError
+from cimc.ir import Op
+from cimc.verify import verify
+
+import onnx_builders as ob
+
+
+@pytest.fixture(scope="module")
+def placed():
+    return cimc.compile(ob.tiny_cnn(), "rram-128", "lower,partition,place", xbar_rows=16, xbar_cols=32).module
+
+
+def _replace(module, index, op):
+    ops = list(module.ops)
+    ops[index] = op
+    return module.with_ops(ops)
+
+
+def _index(module, pred):
+    return next(i for i, op in enumerate(module.ops) if pred(op))
+
+
+def test_compiled_module_verifies(placed):
+    assert verify(placed) is placed
+
+
+def test_unknown_kind(placed):
+    m = _replace(placed, 0, Op("nn.frobnicate", "x", (), placed.ops[0].attrs))
+    with pytest.raises(VerifyError, match="unknown op kind 'nn.frobnicate'"):
+        verify(m)
+
+
+def test_operand_used_before_definition(placed):
+    ops = list(placed.ops)
+    ops[0], ops[1] = ops[1], ops[0]
+    with pytest.raises(VerifyError, match="not defined by an earlier op"):
+        verify(placed.with_ops(ops))
+
+
+def test_duplicate_name(placed):
+    i = _index(placed, lambda op: op.kind == "nn.act")
+    op = placed.ops[i]
+    m = _replace(placed, i, Op(op.kind, "conv1", op.operands, op.attrs))
+    with pytest.raises(VerifyError, match="defined twice"):
+        verify(m)
+
+
+def test_wrong_attribute_type_and_missing_and_unknown(placed):
+    i = _index(placed, lambda op: op.kind == "nn.conv")
+    op = placed.ops[i]
+    with pytest.raises(VerifyError, match="'groups' must be an integer"):
+        verify(_replace(placed, i, op.with_attrs(groups="1")))
+    with pytest.raises(VerifyError, match="missing attribute 'weight'"):
+        verify(_replace(placed, i, op.with_attrs(weight=None)))
+    with pytest.raises(VerifyError, match="unknown attribute 'colour'"):
+        verify(_replace(placed, i, op.with_attrs(colour="red")))
+
+
+def test_groups_must_divide_channels(placed):
+    i = _index(placed, lambda op: op.kind == "nn.conv")
+    with pytest.raises(VerifyError, match="must divide"):
+        verify(_replace(placed, i, placed.ops[i].with_attrs(groups=5)))
+
+
+def test_block_past_matrix_edge(placed):
+    i = _index(placed, lambda op: op.kind == "map.block")
+    with pytest.raises(VerifyError, match="runs past"):
+        verify(_replace(placed, i, placed.ops[i].with_attrs(rows=(0, 1000))))
+
+
+def test_block_bigger_than_crossbar(placed):
+    # conv1 is 27x8: 27 rows cannot fit a 16-row crossbar
+    i = _index(placed, lambda op: op.kind == "map.block")
+    with pytest.raises(VerifyError, match="more than a 16 x 32"):
+        verify(_replace(placed, i, placed.ops[i].with_attrs(rows=(0, 27))))
+
+
+def test_blocks_must_cover_the_matrix(placed):
+    i = _index(placed, lambda op: op.kind == "map.block")
+    ops = list(placed.ops)
+    block = ops[i]
+    ops = [op for op in ops if op is not block and not (op.kind == "map.place" and op.operands == (block.result,))]
+    with pytest.raises(VerifyError, match="cover"):
+        verify(placed.with_ops(ops))
+
+
+def test_overlapping_blocks_of_one_copy(placed):
+    blocks = [i for i, op in enumerate(placed.ops) if op.kind == "map.block" and op.operands[0] == "conv1"]
+    a = placed.ops[blocks[0]]
+    m = _replace(placed, blocks[1], placed.ops[blocks[1]].with_attrs(cols=a["cols"], rows=a["rows"]))
+    with pytest.raises(VerifyError, match="overlap"):
+        verify(m)
+
+
+def test_overlapping_placements(placed):
+    places = [i for i, op in enumerate(placed.ops) if op.kind == "map.place"]
+    first = placed.ops[places[0]]
+    m = _replace(placed, places[1], placed.ops[places[1]].with_attrs(tile=first["tile"], xbar=first["xbar"]))
+    with pytest.raises(VerifyError, match="overlap in crossbar"):
+        verify(m)
+
+
+def test_placement_past_crossbar_edge(placed):
+    i = _index(placed, lambda op: op.kind == "map.place")
+    with pytest.raises(VerifyError, match="past the edge"):
+        verify(_replace(placed, i, placed.ops[i].with_attrs(at=(10, 0))))
+
+
+def test_placement_outside_tile(placed):
+    i = _index(placed, lambda op: op.kind == "map.place")
+    with pytest.raises(VerifyError, match="outside a tile"):
+        verify(_replace(placed, i, placed.ops[i].with_attrs(xbar=10**6)))
+
+
+def test_partly_placed_mapping(placed):
+    i = _index(placed, lambda op: op.kind == "map.place")
+    with pytest.raises(VerifyError, match="not placed"):
+        verify(placed.with_ops(placed.ops[:i] + placed.ops[i + 1:]))
+
+
+def test_target_that_does_not_match_its_blocks(placed):
+    # the same mapping checked against a target with smaller crossbars
+    small = placed.with_target(placed.target.replace(xbar_rows=8))
+    with pytest.raises(VerifyError, match="crossbar"):
+        verify(small)
+
+
+def test_copies_numbered_from_zero(placed):
+    i = _index(placed, lambda op: op.kind == "map.block" and op.operands[0] == "fc")
+    fc_blocks = [j for j, op in enumerate(placed.ops) if op.kind == "map.block" and op.operands[0] == "fc"]
+    ops = list(placed.ops)
+    for j in fc_blocks:
+        ops[j] = ops[j].with_attrs(copy=1)
+    assert i in fc_blocks
+    with pytest.raises(VerifyError, match="copies are numbered"):
+        verify(placed.with_ops(ops))
