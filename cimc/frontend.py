@@ -23,6 +23,7 @@ import io
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,11 +178,34 @@ def _fix_inputs(model: onnx.ModelProto, where: str, batch: int, input_shapes: di
                     "(Python: input_shapes={...}).")
 
 
+def _known(node) -> bool:
+    domain = "" if node.domain in ("", "ai.onnx") else node.domain
+    return onnx.defs.has(node.op_type, domain)
+
+
 def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    """Shape inference; ops onnx does not know are taken as element-wise (their first
+    output shaped like their first input) so that shapes flow past them."""
+    unknown = [i for i, n in enumerate(model.graph.node) if not _known(n)]
+    probe = model
+    if unknown:
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        for i in unknown:
+            n = probe.graph.node[i]
+            first = next((x for x in n.input if x), None)
+            if first is None:
+                continue
+            replacement = onnx.helper.make_node("Identity", [first], [n.output[0]], name=n.name)
+            probe.graph.node[i].CopyFrom(replacement)
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(probe, check_type=False, strict_mode=False, data_prop=True)
     except Exception as e:  # onnx raises several types, all meaning "the graph is inconsistent"
         raise ModelError(f"{where}: ONNX shape inference failed: {str(e).strip().splitlines()[0]}") from None
+    if unknown:
+        del inferred.graph.node[:]
+        inferred.graph.node.extend(model.graph.node)
+    return inferred
 
 
 def _collect_shapes(model: onnx.ModelProto) -> tuple[dict, dict]:
@@ -516,7 +540,9 @@ def export_torch(module, example_inputs, opset: int = 17) -> onnx.ModelProto:
     was_training = module.training
     module.eval()
     try:
-        torch.onnx.export(module, example_inputs, buf, opset_version=opset, dynamo=False)
+        with warnings.catch_warnings():  # tracer warnings speak of torch internals, not of the user's model
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example_inputs, buf, opset_version=opset, dynamo=False)
     except Exception as e:  # torch's exporter raises many types
         raise ModelError(f"torch.onnx.export failed for {type(module).__name__}: {str(e).splitlines()[0]}") from None
     finally:
