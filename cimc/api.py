@@ -65,14 +65,16 @@ def write_atomic(path: Path, text: str) -> None:
 
 def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEFAULT, *, batch: int = 1,
             input_shapes: dict | None = None, example_inputs=None, name: str | None = None,
-            check: bool = True, **target_overrides) -> Result:
+            budget: int | None = None, check: bool = True, **target_overrides) -> Result:
     """Compile `model` for `target` and cost the mapping.
 
     model: a path to an .onnx file, an `onnx.ModelProto`, ONNX bytes, or a `torch.nn.Module`
         (then `example_inputs` gives the input tensors to trace with).
     target: a preset name (`cimc.targets.preset_names()`), a TOML file or a `Target`;
         keyword arguments override its keys (`xbar_rows=128`).
-    passes: pipeline text, e.g. "baseline" or "lower,partition{grouped=serial},place,cost".
+    passes: pipeline text or name: "full" (default), "fast", "baseline", or e.g.
+        "lower,partition{grouped=serial},duplicate{budget=96},pack,schedule,cost".
+    budget: crossbars the mapping may use (duplicate and pack); default: all of the target.
     Raises `CimcError` (with a message for the user) on bad input; `Infeasible` when the
     model does not fit the target.
     """
@@ -83,6 +85,10 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
         model = export_torch(model, example_inputs)
         name = name or "torch_model"
     module = import_onnx(model, tgt, batch=batch, input_shapes=input_shapes, name=name)
+    if budget is not None:
+        if budget < 1:
+            raise CimcError(f"budget must be at least 1 crossbar, got {budget}.")
+        module = module.with_ops(module.ops, budget=int(budget))
     module = run_pipeline(module, pipeline, check=check)
     report = evaluate(module, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
     return Result(module, report)

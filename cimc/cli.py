@@ -44,7 +44,8 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="the .onnx file")
     c.add_argument("-t", "--target", default="rram-256", help="preset name or .toml file (default rram-256)")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a target key")
-    c.add_argument("--passes", default="baseline", help="pipeline text (default: baseline)")
+    c.add_argument("--passes", default="full", help="pipeline text or name: full (default), fast, baseline")
+    c.add_argument("--budget", type=int, help="crossbars the mapping may use (duplicate and pack); default: all")
     c.add_argument("--batch", type=int, default=1, help="size of a dynamic batch dimension (default 1)")
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="static shape for an input with dynamic dimensions")
@@ -164,7 +165,7 @@ def run(argv: list[str]) -> int:
 
     if args.command == "compile":
         _check_outputs(args, [args.model])
-        result = cimc.compile(args.model, args.target, args.passes, batch=args.batch,
+        result = cimc.compile(args.model, args.target, args.passes, batch=args.batch, budget=args.budget,
                               input_shapes=_input_shapes(args.input_shape), **_overrides(args.set))
         _emit(args, result)
     elif args.command == "opt":

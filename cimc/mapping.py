@@ -31,10 +31,10 @@ class Footprint:
     cols: int  # physical columns used
     reads_per_mvm: int  # crossbar reads one MVM of the layer needs on this block
     active_cols: int  # columns converted per read
+    cells: int = 0  # rows x cols, filled in by __post_init__
 
-    @property
-    def cells(self) -> int:
-        return self.rows * self.cols
+    def __post_init__(self):
+        object.__setattr__(self, "cells", self.rows * self.cols)
 
 
 def footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -> Footprint:

@@ -83,6 +83,8 @@ def _check_block(op, defs, target):
             return f"{key} [{lo}, {hi}] runs past the layer's {limit} {key}"
     if op["copy"] < 0:
         return f"copy = {op['copy']} is negative"
+    if op.get("share") is not None and not 1 <= op["share"] <= layer["mvms"]:
+        return f"share = {op['share']} must be between 1 and the layer's {layer['mvms']} MVMs"
     fp = block_footprint(target, op)
     if fp.rows > target.xbar_rows or fp.cols > target.xbar_cols:
         return (f"needs {fp.rows} x {fp.cols} cells, more than a {target.xbar_rows} x {target.xbar_cols} "
@@ -141,8 +143,10 @@ OPS: dict[str, OpSpec] = {
     "nn.reshape": _DIGITAL,  # data movement only: Reshape, Transpose, Flatten, Split, Pad, ...
     # how it is mapped
     "map.block": OpSpec(1, 1, True, {"copy": "int", "groups": "range", "rows": "range", "cols": "range",
-                                     "layout": "str"}, {}, _check_block),
+                                     "layout": "str"}, {"share": "int"}, _check_block),
     "map.place": OpSpec(1, 1, False, {"tile": "int", "xbar": "int", "at": "ints"}, {}, _check_place),
+    # when it runs (written by the schedule pass), for inference 0
+    "sched.slot": OpSpec(1, 1, False, {"start_ns": "float", "end_ns": "float"}),
     # what it costs (written by the cost pass)
     "cost.layer": OpSpec(1, 1, False, _COST, {"copies": "int", "blocks": "int"}),
 }

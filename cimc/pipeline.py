@@ -21,8 +21,12 @@ from cimc.verify import verify
 NAMED = {
     # every block on its own crossbar, one copy per layer: the ISAAC-like baseline
     "baseline": "lower,partition,place,cost",
+    # duplicate for throughput within the budget, pack, schedule: the default
+    "full": "lower,partition,duplicate,pack,schedule,cost",
+    # the same with the solvers held short, for search loops
+    "fast": "lower,partition,duplicate{time-limit=0.05},pack{exact-blocks=0},cost",
 }
-DEFAULT = "baseline"
+DEFAULT = "full"
 
 _ITEM = re.compile(r"\s*([A-Za-z_][\w-]*)\s*(\{([^{}]*)\})?\s*(,|$)")
 

@@ -41,12 +41,15 @@ class Report:
     crossbars_used: int
     crossbars_available: int  # of the chips used
     chips_used: int  # chips of the target's kind the mapping spans
+    budget: int  # crossbars the mapping may use (duplicate/pack budget, else all of the chips used)
     crossbars_lower_bound: int
     utilization: float  # weight cells (all copies) / cells of the crossbars used
     latency_ns: float
     latency_lower_bound_ns: float
     throughput_ips: float  # inferences per second, pipelined
     throughput_upper_bound_ips: float
+    period_ns: float  # steady-state time between inferences
+    period_lower_bound_ns: float
     energy_nj: float
     area_mm2: float  # tiles the mapping uses
     chip_area_mm2: float  # the whole target
@@ -54,6 +57,11 @@ class Report:
     compile_s: float
     tiles_used: int
     weight_cells: int  # cells of one copy of every weight, bit slices included
+    speedup_vs_baseline: dict = field(default_factory=dict)  # throughput, latency
+    baseline: dict = field(default_factory=dict)  # the ISAAC-like mapping of the same partition
+    gap: dict = field(default_factory=dict)  # achieved / bound - 1, per figure
+    solver: dict = field(default_factory=dict)  # what each solving pass used and proved
+    stream: dict = field(default_factory=dict)  # K inferences scheduled back to back
     layers: tuple[LayerCost, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -98,11 +106,12 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
                  f"{0:>5} {d_lat / 1e3:>8.2f} us {d_en:>8.2f} nJ")
     lines += ["", f"{'figure':<24} {'value':>16} {'bound':>16}", "-" * 58]
     rows = [
-        ("crossbars used", f"{r.crossbars_used} / {r.crossbars_available}", f">= {r.crossbars_lower_bound}"),
+        ("crossbars used", f"{r.crossbars_used} / {r.budget}", f">= {r.crossbars_lower_bound}"),
         ("tiles used", f"{r.tiles_used}", f"on {r.chips_used} chip{'s' if r.chips_used > 1 else ''}"),
         ("utilization", f"{100 * r.utilization:.1f} %", ""),
         ("latency", _si(r.latency_ns * 1e-9, "s"), ">= " + _si(r.latency_lower_bound_ns * 1e-9, "s")),
         ("throughput", _si(r.throughput_ips, "inf/s"), "<= " + _si(r.throughput_upper_bound_ips, "inf/s")),
+        ("speedup vs baseline", f"{r.speedup_vs_baseline.get('throughput', 0):.2f}x thr", f"{r.speedup_vs_baseline.get('latency', 0):.2f}x lat"),
         ("energy / inference", _si(r.energy_nj * 1e-9, "J"), ""),
         ("area (tiles used)", f"{r.area_mm2:.3f} mm2", f"chip {r.chip_area_mm2:.1f} mm2"),
         ("EDAP", f"{r.edap:.4g} nJ.ns.mm2", ""),

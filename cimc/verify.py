@@ -133,6 +133,20 @@ def _mapping(module: Module, defs: dict[str, Op]) -> None:
     for layer_name, cs in copies.items():
         if cs != set(range(len(cs))):
             raise VerifyError(f"%{layer_name}: copies are numbered {sorted(cs)}; they must be 0..{len(cs) - 1}.")
+    # explicit shares: one per copy, on all of its blocks or none, adding up to the layer's MVMs
+    for layer_name, cs in copies.items():
+        shares = {}
+        for c in cs:
+            values = {b.get("share") for b in blocks_of[(layer_name, c)]}
+            if len(values) > 1:
+                raise VerifyError(f"%{layer_name}: the blocks of copy {c} have different shares {sorted(map(str, values))}.")
+            shares[c] = values.pop()
+        given = [v for v in shares.values() if v is not None]
+        if given and len(given) != len(shares):
+            raise VerifyError(f"%{layer_name}: some copies have a share and some not; give every copy one or none.")
+        if given and sum(given) != defs[layer_name]["mvms"]:
+            raise VerifyError(f"%{layer_name}: the copies' shares add up to {sum(given)}, not the layer's "
+                              f"{defs[layer_name]['mvms']} MVMs.")
     if placed:
         unplaced = [b.result for bs in blocks_of.values() for b in bs if b.result not in placed]
         if unplaced:

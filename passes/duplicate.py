@@ -1,0 +1,214 @@
+"""duplicate: choose how many copies of each weight layer to make, with CP-SAT.
+
+Copies split a layer's MVMs, so its blocks' loads (MVMs x MVM time) shrink; they cost
+crossbar cells. Within a budget of N crossbars of C cells:
+
+- objective=throughput: minimise the period P (the busiest crossbar's load per inference)
+  subject to: every block's load <= P; all copies' cells <= fill x N x C; the total load
+  (fixed by the partition, up to rounding) <= N x P; blocks too large to share a crossbar
+  with each other (over half its rows and half its columns) <= N;
+- objective=latency: minimise the longest path through the graph, a weight layer taking
+  ceil(MVMs / copies) x its MVM time, under the same cell and large-block limits.
+
+Copy choices are enumerated exactly (only the copy counts where ceil(MVMs / copies)
+changes), so the model is linear and CP-SAT proves optimality on typical networks within
+its deterministic time limit; the status says whether it did. A second solve keeps the
+optimum and uses the fewest cells, which leaves the packer room. The result is recorded in
+module attributes (`budget`, `period_target_ns`, `duplicate_*`) for `pack`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cimc.errors import Infeasible, PipelineError
+from cimc.ir import Module, Op
+from cimc.mapping import WEIGHT_KINDS, block_footprint
+
+TIME_UNITS_PER_NS = 100  # CP-SAT works in integers: 0.01 ns
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    mvms: int
+    mvm_ns: float  # the slowest block's MVM time
+    sum_mvm_ns: float  # all blocks of one copy
+    cells: int  # footprint cells of one copy
+    big_blocks: int  # blocks over half a crossbar in both directions
+    blocks: tuple
+
+
+def layer_infos(module: Module) -> list[LayerInfo]:
+    from cimc.cost import block_mvm_ns
+
+    t = module.target
+    by_layer: dict[str, list[Op]] = {}
+    for op in module.ops:
+        if op.kind == "map.block" and op["copy"] == 0:
+            by_layer.setdefault(op.operands[0], []).append(op)
+    infos = []
+    for op in module.ops:
+        if op.kind in WEIGHT_KINDS and op.result in by_layer:
+            bs = by_layer[op.result]
+            fps = [block_footprint(t, b) for b in bs]
+            times = [block_mvm_ns(t, b) for b in bs]
+            big = sum(1 for f in fps if 2 * f.rows > t.xbar_rows and 2 * f.cols > t.xbar_cols)
+            infos.append(LayerInfo(op.result, op["mvms"], max(times), sum(times), sum(f.cells for f in fps), big,
+                                   tuple(bs)))
+    return infos
+
+
+def copy_candidates(mvms: int, max_copies: int) -> list[tuple[int, int]]:
+    """(copies, MVMs per copy) for every copy count where ceil(mvms / copies) changes."""
+    out, c = [], 1
+    max_copies = max(1, min(max_copies, mvms))
+    while c <= max_copies:
+        q = -(-mvms // c)
+        out.append((c, q))
+        if q == 1:
+            break
+        c = -(-mvms // (q - 1))
+    return out
+
+
+def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective: str, fill: float,
+                 time_limit: float) -> tuple[dict[str, int], float, dict]:
+    """Copies per layer, the period (or latency) they reach in ns, and solver facts."""
+    from ortools.sat.python import cp_model
+
+    t = module.target
+    cap_cells = int(fill * budget * t.cells_per_xbar)
+    base_cells = sum(i.cells for i in infos)
+    if base_cells > cap_cells or sum(i.big_blocks for i in infos) > budget:
+        raise Infeasible(f"model '{module.name}': one copy of every layer needs {base_cells:,} cells "
+                         f"({math.ceil(base_cells / t.cells_per_xbar)} crossbars at best), more than a budget of "
+                         f"{budget} crossbars filled to {fill:.0%} holds; raise the budget.")
+    units = lambda ns: int(math.ceil(ns * TIME_UNITS_PER_NS - 1e-6))  # noqa: E731
+    m = cp_model.CpModel()
+    choice: dict[str, list] = {}
+    cells_terms, load_terms, big_terms = [], [], []
+    for i in infos:
+        max_c = min(i.mvms, (cap_cells - base_cells) // max(i.cells, 1) + 1)
+        cands = copy_candidates(i.mvms, max_c)
+        xs = [m.new_bool_var(f"{i.name}:{c}") for c, _ in cands]
+        m.add_exactly_one(xs)
+        choice[i.name] = list(zip(cands, xs))
+        for (c, q), x in zip(cands, xs):
+            cells_terms.append(c * i.cells * x)
+            load_terms.append(units(c * q * i.sum_mvm_ns) * x)
+            if i.big_blocks:
+                big_terms.append(c * i.big_blocks * x)
+    m.add(sum(cells_terms) <= cap_cells)
+    if big_terms:
+        m.add(sum(big_terms) <= budget)
+    layer_time = {i.name: sum(units(q * i.mvm_ns) * x for (c, q), x in choice[i.name]) for i in infos}
+    horizon = sum(units(i.mvms * i.mvm_ns) for i in infos) + 1
+    if objective == "throughput":
+        goal = m.new_int_var(0, max(units(i.mvms * i.mvm_ns) for i in infos), "period")
+        for i in infos:
+            m.add(layer_time[i.name] <= goal)
+        m.add(sum(load_terms) <= budget * goal)
+    else:
+        goal = _longest_path_var(m, module, layer_time, horizon)
+    m.minimize(goal)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1  # deterministic: one worker, a fixed seed, a deterministic time limit
+    solver.parameters.random_seed = 0
+    solver.parameters.max_deterministic_time = time_limit
+    status = solver.solve(m)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        raise Infeasible(f"model '{module.name}': the duplication model has no solution within {budget} crossbars "
+                         f"({solver.status_name(status)}).")
+    best, bound = solver.objective_value, solver.best_objective_bound
+    facts = {"status": solver.status_name(status), "optimal": status == cp_model.OPTIMAL,
+             "objective_ns": best / TIME_UNITS_PER_NS, "bound_ns": bound / TIME_UNITS_PER_NS}
+    # second solve: the same objective value with the fewest cells
+    m.add(goal <= int(round(best)))
+    m.clear_objective()
+    m.minimize(sum(cells_terms))
+    for (cands_xs) in choice.values():
+        for (c, q), x in cands_xs:
+            m.add_hint(x, solver.boolean_value(x))
+    second = cp_model.CpSolver()
+    second.parameters.num_workers = 1
+    second.parameters.random_seed = 0
+    second.parameters.max_deterministic_time = time_limit
+    status2 = second.solve(m)
+    final = second if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
+    copies = {name: next(c for (c, q), x in cx if final.boolean_value(x)) for name, cx in choice.items()}
+    return copies, best / TIME_UNITS_PER_NS, facts
+
+
+def _longest_path_var(m, module: Module, layer_time: dict, horizon: int):
+    """An int var >= the longest path, weight layers taking `layer_time`, others fixed."""
+    from cimc.cost import evaluate
+
+    fixed = {layer.name: layer.latency_ns for layer in evaluate(module).layers if layer.crossbars == 0}
+    finish = {}
+    end = m.new_int_var(0, horizon * 2, "makespan")
+    for op in module.ops:
+        if op.namespace != "nn" or op.result is None or op.kind == "nn.input":
+            continue
+        f = m.new_int_var(0, horizon * 2, f"finish:{op.result}")
+        dur = layer_time.get(op.result, int(math.ceil(fixed.get(op.result, 0.0) * TIME_UNITS_PER_NS)))
+        preds = [finish[o] for o in op.operands if o in finish]
+        for p in preds:
+            m.add(f >= p + dur)
+        if not preds:
+            m.add(f >= dur)
+        finish[op.result] = f
+        m.add(end >= f)
+    return end
+
+
+def with_copies(module: Module, copies: dict[str, int]) -> Module:
+    """The module with copies 1..c-1 of each layer's copy-0 blocks (existing copies replaced)."""
+    ops: list[Op] = []
+    pending: dict[str, list[Op]] = {}
+    for op in module.ops:
+        if op.kind == "map.place" or op.namespace in ("cost", "sched"):
+            continue
+        if op.kind == "map.block":
+            if op["copy"] != 0:
+                continue
+            pending.setdefault(op.operands[0], []).append(op)
+        ops.append(op)
+    out: list[Op] = []
+    last_block = {name: bs[-1].result for name, bs in pending.items()}
+    for op in ops:
+        out.append(op)
+        if op.kind == "map.block" and last_block.get(op.operands[0]) == op.result:
+            layer = op.operands[0]
+            for k in range(1, copies.get(layer, 1)):
+                for b in pending[layer]:
+                    out.append(Op(b.kind, f"{layer}.c{k}.{b.result[len(layer) + 1:]}", b.operands,
+                                  b.with_attrs(copy=k).attrs))
+    return module.with_ops(out)
+
+
+@dataclass(frozen=True)
+class DuplicatePass:
+    name = "duplicate"
+    objective: str = "throughput"
+    budget: int = 0  # crossbars; 0: every crossbar of the target
+    fill: float = 0.97  # share of the budget's cells the copies may take (room for packing losses)
+    time_limit: float = 10.0  # CP-SAT deterministic time units (about seconds of one core)
+
+    def __post_init__(self):
+        if self.objective not in ("throughput", "latency"):
+            raise PipelineError(f"duplicate: objective must be throughput or latency, got '{self.objective}'.")
+        if self.budget < 0 or not 0 < self.fill <= 1 or self.time_limit <= 0:
+            raise PipelineError("duplicate: budget must be >= 0, fill in (0, 1], time-limit > 0.")
+
+    def run(self, module: Module) -> Module:
+        budget = self.budget or int(module.get("budget", 0)) or module.target.xbars
+        infos = layer_infos(module)
+        if not infos:
+            raise PipelineError("duplicate: the module has no blocks; run 'partition' first.")
+        copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, self.fill, self.time_limit)
+        out = with_copies(module, copies)
+        return out.with_ops(out.ops, budget=budget, duplicate_objective=self.objective,
+                            duplicate_status=facts["status"], duplicate_bound_ns=facts["bound_ns"],
+                            period_target_ns=goal_ns if self.objective == "throughput" else 0.0)

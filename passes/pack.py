@@ -1,0 +1,531 @@
+"""pack: place every block (copies included) on crossbars, several per crossbar.
+
+Blocks of any layers share a crossbar at non-overlapping rectangles. A crossbar's reads
+are serial, so its load (the sum of its blocks' loads: MVMs x MVM time) must stay within
+the period the duplicate pass aimed at (`period_target_ns`; without it, the longest
+block load, so packing never slows the pipeline down).
+
+Method: MaxRects best-short-side-fit, blocks in decreasing order of their larger share of
+a crossbar (cells or load), each into the open crossbar where it fits best, else a new
+one. Small instances (`exact_blocks` or fewer) are then handed to CP-SAT (NoOverlap2D per
+crossbar over optional intervals, load per crossbar) to prove the count or use one fewer.
+When the blocks do not fit the budget, the copies are re-chosen with fewer cells (by the
+duplicate pass's own model) and packed again, at most `retries` times; the last resort is
+one copy per layer; if even that does not fit, the model is `Infeasible`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from cimc.errors import Infeasible, PipelineError
+from cimc.ir import Module, Op
+from cimc.mapping import block_footprint
+from cimc.passes.maxrects import Crossbar
+
+EPS = 1e-6
+
+
+@dataclass
+class _Item:
+    op: Op
+    layer: str
+    copy: int
+    h: int
+    w: int
+    load_ns: float
+
+
+def _items(module: Module) -> list[_Item]:
+    from cimc.cost import block_mvm_ns, block_share
+
+    t = module.target
+    defs = module.by_name()
+    copies: dict[str, int] = defaultdict(int)
+    blocks = [op for op in module.ops if op.kind == "map.block"]
+    for b in blocks:
+        copies[b.operands[0]] = max(copies[b.operands[0]], b["copy"] + 1)
+    items = []
+    for b in blocks:
+        fp = block_footprint(t, b)
+        layer = b.operands[0]
+        n = block_share(b, defs[layer]["mvms"], copies[layer])
+        items.append(_Item(b, layer, b["copy"], fp.rows, fp.cols, n * block_mvm_ns(t, b)))
+    return items
+
+
+def with_shares(module: Module, plan: dict) -> Module:
+    """The module with the copies and MVM shares of a water-filling plan: copy k of a
+    layer gets `share` MVMs on all its blocks; layers not in the plan keep one copy."""
+    from cimc.passes.duplicate import with_copies
+
+    shares = plan["shares"]
+    m = with_copies(module, {name: len(v) for name, v in shares.items()})
+    ops = []
+    for op in m.ops:
+        if op.kind == "map.block" and op.operands[0] in shares:
+            op = op.with_attrs(share=shares[op.operands[0]][op["copy"]])
+        ops.append(op)
+    return m.with_ops(ops)
+
+
+def split_big_light_blocks(module: Module) -> Module:
+    """Cut blocks over half a crossbar in both directions, of layers with few MVMs per
+    cell, into two column halves (the layer's blocks are renumbered)."""
+    t = module.target
+    defs = module.by_name()
+    out, counter = [], {}
+    changed = False
+    for op in module.ops:
+        if op.kind != "map.block" or op["copy"] != 0:
+            if op.kind not in ("map.place",) and not (op.kind == "map.block" and op["copy"] != 0):
+                out.append(op)
+            continue
+        layer = defs[op.operands[0]]
+        fp = block_footprint(t, op)
+        c0, c1 = op["cols"]
+        light = layer["mvms"] * fp.reads_per_mvm < 4 * t.xbar_rows  # few MVMs for the cells it holds
+        pieces = [op["cols"]]
+        if light and 2 * fp.rows > t.xbar_rows and 2 * fp.cols > t.xbar_cols and c1 - c0 >= 2:
+            mid = (c0 + c1) // 2
+            pieces, changed = [(c0, mid), (mid, c1)], True
+        for cols in pieces:
+            k = counter.get(layer.result, 0)
+            counter[layer.result] = k + 1
+            out.append(Op(op.kind, f"{layer.result}.b{k}", op.operands, op.with_attrs(cols=cols).attrs))
+    return module.with_ops(out) if changed else module
+
+
+def _neighbours(module: Module) -> dict[str, set[str]]:
+    g = module.graph()
+    weight = {op.result for op in module.ops if op.kind.startswith("nn.") and op.get("rows") is not None}
+    out: dict[str, set[str]] = defaultdict(set)
+    for name in weight:
+        # nearest weight layers up and down the graph, through digital ops
+        for step in (g.successors, g.predecessors):
+            seen, todo = set(), list(step(name))
+            while todo:
+                n = todo.pop()
+                if n in seen:
+                    continue
+                seen.add(n)
+                if n in weight:
+                    out[name].add(n)
+                else:
+                    todo.extend(step(n))
+    return out
+
+
+@dataclass(frozen=True)
+class PackPass:
+    name = "pack"
+    max_blocks: int = 0  # blocks per crossbar at most; 0: no limit
+    separate_copies: bool = False  # never put two copies of one layer in one crossbar
+    separate_neighbours: bool = False  # never put a layer next to its producer or consumer layers
+    exact_blocks: int = 40  # CP-SAT tries to improve packings of at most this many blocks
+    time_limit: float = 2.0  # CP-SAT deterministic time for that
+    retries: int = 6
+    window: int = 256  # open crossbars tried per block (keeps large models linear)
+    fill: float = 0.94  # share of the budget's cells copies may take (the rest absorbs packing losses)
+
+    def __post_init__(self):
+        if self.max_blocks < 0 or self.retries < 0 or self.exact_blocks < 0 or self.window < 1:
+            raise PipelineError("pack: max-blocks, retries, exact-blocks must be >= 0 and window >= 1.")
+
+    def run(self, module: Module) -> Module:
+        t = module.target
+        budget = int(module.get("budget", 0)) or None
+        neighbours = _neighbours(module) if self.separate_neighbours else {}
+        period = float(module.get("period_target_ns", 0.0))
+        objective = str(module.get("duplicate_objective", ""))
+        if objective == "throughput" and period > 0:
+            module, items, bins, where, cap, method = self._search_period(module, period, budget, neighbours)
+            layer_cap = {}
+        else:
+            module, items, bins, where, cap, layer_cap, method = self._retry(module, budget, objective, neighbours)
+        status = "heuristic"
+        lower = self._lower_bound(t, items, cap)
+        if len(bins) == lower:
+            status = "optimal (meets the lower bound)"
+        elif len(items) <= self.exact_blocks:
+            exact = self._exact(t, items, cap, len(bins) - 1, layer_cap, neighbours)
+            if exact is None:
+                status = "optimal (CP-SAT: no packing in one crossbar fewer)"
+            elif exact == "unknown":
+                status = "heuristic (CP-SAT undecided)"
+            else:
+                bins, where = exact
+                status = "improved by CP-SAT"
+                method += " + cp-sat"
+        return self._emit(module, items, where, method, status, lower)
+
+    def _search_period(self, module: Module, period: float, budget: int, neighbours: dict):
+        """The smallest period, from the duplicate pass's bound up, that water-filling packs
+        into the budget (`_waterfill`); a geometric bisection of at most 16 steps."""
+        from cimc.passes.duplicate import layer_infos, with_copies
+
+        t = module.target
+        infos = layer_infos(module)
+        hi = max(max(i.mvms * i.mvm_ns for i in infos), period)
+
+        split_module = split_big_light_blocks(module)
+        split_infos = layer_infos(split_module) if split_module is not module else None
+
+        def attempt(p: float):
+            # as partitioned, and with big blocks of light layers cut in two column halves
+            # (more reads in all, but the halves leave room and time for other layers)
+            plan, base = self._waterfill(t, infos, p, budget), module
+            if split_infos is not None:
+                other = self._waterfill(t, split_infos, p, budget)
+                if other is not None and (plan is None or other["bins"] < plan["bins"]):
+                    plan, base = other, split_module
+            if plan is None:
+                return None
+            m = with_shares(base, plan)
+            items = _items(m)
+            where = {k: plan["where"][it.op.result] for k, it in enumerate(items)}
+            cap = max(p, max(it.load_ns for it in items))
+            return m, items, [None] * plan["bins"], where, cap
+
+        best, steps = attempt(period), 0
+        if best is None:
+            lo, found = period, attempt(hi)
+            if found is None:  # not even one copy per layer packs within the period: no period limit
+                module, items, bins, where, cap, _, method = self._retry(
+                    with_copies(module, {i.name: 1 for i in infos}), budget, "", neighbours)
+                return module, items, bins, where, cap, method + ", one copy per layer"
+            hi_p = hi
+            while steps < 16 and hi_p / lo > 1.002:
+                mid = math.sqrt(lo * hi_p)
+                got = attempt(mid)
+                steps += 1
+                if got is None:
+                    lo = mid
+                else:
+                    hi_p, found = mid, got
+            best = found
+        m, items, bins, where, cap = best
+        m = m.with_ops(m.ops, period_target_ns=cap)
+        return m, items, bins, where, cap, f"water-filling, period search {steps} steps"
+
+    def _waterfill(self, t, infos, period: float, budget: int):
+        """Place every layer within `period` per crossbar, or None if it takes more than
+        `budget` crossbars.
+
+        Layers light in time for their cells (one copy's load within the period and its
+        density, time share over cell share, at most 1) go first, one copy each, best fit
+        in cells and time. Then the heavy layers, largest blocks first, are poured into the
+        time left: each new copy goes where the most time is left and the blocks fit, and
+        takes as many MVMs (its `share`) as that time allows; a crossbar is opened only when
+        no open one would take a tenth of a crossbar's time of it.
+        """
+        cells = t.cells_per_xbar
+        bins: list[Crossbar] = []
+        load: list[float] = []
+        count: list[int] = []
+        where: dict[str, tuple[int, int, int]] = {}
+        shares: dict[str, list[int]] = {}
+
+        heap: list[tuple[float, int]] = []  # (load, crossbar), stale entries dropped lazily
+
+        def new_bin() -> int | None:
+            if len(bins) >= budget:
+                return None
+            bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
+            load.append(0.0)
+            count.append(0)
+            heapq.heappush(heap, (0.0, len(bins) - 1))
+            return len(bins) - 1
+
+        def most_time_left(chosen: dict) -> list[int]:
+            """The open crossbars with the least load (a few), and those the copy uses."""
+            got: list[int] = []
+            while heap and len(got) < 24:
+                ld, j = heapq.heappop(heap)
+                if ld != load[j] or j in got or bins[j].used_cells >= cells:
+                    continue
+                got.append(j)
+            for j in got:
+                heapq.heappush(heap, (load[j], j))
+            return sorted(set(got) | set(chosen))
+
+        light, heavy = [], []
+        for i in infos:
+            work = i.mvms * i.mvm_ns
+            (light if work <= period and (work / period) <= (i.cells / cells) else heavy).append(i)
+        from cimc.cost import block_mvm_ns
+
+        blocks = sorted(((i, b) for i in light for b in i.blocks),
+                        key=lambda ib: (-block_footprint(t, ib[1]).cells, ib[1].result))
+        # light blocks are spread so that every crossbar keeps room for the heavy copies
+        # that will use its time: each takes light cells up to their share of the budget
+        light_cells = sum(block_footprint(t, b).cells for _, b in blocks)
+        light_cap = cells * min(1.0, max(0.3, light_cells / (budget * cells) + 0.1))
+        light_open: list[int] = []  # crossbars light blocks may still go into
+        for i, b in blocks:
+            fp = block_footprint(t, b)
+            need = i.mvms * block_mvm_ns(t, b)
+            best = None
+            for j in light_open[-16:]:
+                if load[j] + need > period * (1 + EPS) or (self.max_blocks and count[j] >= self.max_blocks):
+                    continue
+                if bins[j].used_cells + fp.cells > light_cap:
+                    continue
+                spot = bins[j].fit(fp.rows, fp.cols)
+                if spot is None:
+                    continue
+                left = (cells - bins[j].used_cells - fp.cells) / cells + (period - load[j] - need) / period
+                if best is None or (left, spot[0], j) < best[0]:
+                    best = ((left, spot[0], j), j, spot[1], spot[2])
+            if best is None:
+                j = new_bin()
+                if j is None:
+                    return None
+                light_open.append(j)
+                best = (None, j, 0, 0)
+            _, j, r, c = best
+            bins[j].place(r, c, fp.rows, fp.cols)
+            load[j] += need
+            count[j] += 1
+            heapq.heappush(heap, (load[j], j))
+            if bins[j].used_cells >= 0.97 * light_cap and j in light_open:
+                light_open.remove(j)
+            where[b.result] = (j, r, c)
+        for i in sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), i.name)):
+            remaining, copy = i.mvms, 0
+            shares[i.name] = []
+            times = {b.result: block_mvm_ns(t, b) for b in i.blocks}
+            while remaining > 0:
+                chosen: dict[int, float] = {}  # crossbar -> time per MVM of this copy's blocks there
+                spots = []
+                for b in sorted(i.blocks, key=lambda b: -block_footprint(t, b).cells):
+                    fp = block_footprint(t, b)
+                    tb = times[b.result]
+                    best = None
+                    for j in most_time_left(chosen):
+                        if self.max_blocks and count[j] >= self.max_blocks:
+                            continue
+                        room = int((period * (1 + EPS) - load[j]) // (chosen.get(j, 0.0) + tb))
+                        if room < 1:
+                            continue
+                        spot = bins[j].fit(fp.rows, fp.cols)
+                        if spot is not None and (best is None or (-room, spot[0], j) < best[0]):
+                            best = ((-room, spot[0], j), j, spot[1], spot[2], room)
+                    least = min(remaining, max(1, int(period / tb / 10)))
+                    if best is None or best[4] < least:
+                        j = new_bin()
+                        if j is None:
+                            if best is None:
+                                return None
+                        else:
+                            best = (None, j, 0, 0, int(period * (1 + EPS) // tb))
+                    _, j, r, c, _ = best
+                    bins[j].place(r, c, fp.rows, fp.cols)
+                    count[j] += 1
+                    chosen[j] = chosen.get(j, 0.0) + tb
+                    spots.append((b, j, r, c))
+                share = min([remaining] + [int((period * (1 + EPS) - load[j]) // tj) for j, tj in chosen.items()])
+                if share < 1:
+                    return None
+                for j, tj in chosen.items():
+                    load[j] += share * tj
+                    heapq.heappush(heap, (load[j], j))
+                for b, j, r, c in spots:
+                    name = b.result if copy == 0 else f"{i.name}.c{copy}.{b.result[len(i.name) + 1:]}"
+                    where[name] = (j, r, c)
+                shares[i.name].append(share)
+                remaining -= share
+                copy += 1
+        return {"bins": len(bins), "where": where, "shares": shares}
+
+    def _retry(self, module: Module, budget, objective: str, neighbours: dict):
+        """Pack as the copies stand; for the latency objective re-choose copies with fewer
+        cells when they do not fit (at most `retries` times, then one copy per layer)."""
+        from cimc.passes.duplicate import layer_infos, solve_copies, with_copies
+
+        t = module.target
+        fill, attempt, method = 0.97, 0, "maxrects"
+        while True:
+            items = _items(module)
+            cap = max(it.load_ns for it in items) if objective != "latency" else float("inf")
+            layer_cap = self._layer_caps(module, items) if objective == "latency" else {}
+            bins, where = self._pack(t, items, cap, layer_cap, neighbours, budget)
+            if budget is None or len(bins) <= budget:
+                return module, items, bins, where, cap, layer_cap, method
+            attempt += 1
+            infos = layer_infos(module)
+            if objective != "latency" or attempt > self.retries + 1 or all(
+                    b["copy"] == 0 for b in module.of_kind("map.block")):
+                raise Infeasible(
+                    f"model '{module.name}': its blocks need {len(bins)} crossbars packed, more than the budget of "
+                    f"{budget}; raise the budget or relax the pack options.")
+            if attempt > self.retries:
+                copies, method = {i.name: 1 for i in infos}, "maxrects, one copy per layer"
+            else:
+                fill *= min(0.98, budget / len(bins))
+                try:
+                    copies, _, _ = solve_copies(module, infos, budget, objective, fill, 5.0)
+                except Infeasible:
+                    copies = {i.name: 1 for i in infos}
+                method = f"maxrects, copies re-chosen {attempt}x"
+            module = with_copies(module, copies)
+
+    # -- the constructive packer -------------------------------------------------------
+    def _allowed(self, item: _Item, state: dict, cap: float, layer_cap: dict, neighbours: dict) -> bool:
+        if state["load"] + item.load_ns > cap * (1 + EPS):
+            return False
+        if self.max_blocks and state["count"] >= self.max_blocks:
+            return False
+        if layer_cap and state["layer_load"][item.layer] + item.load_ns > layer_cap[item.layer] * (1 + EPS):
+            return False
+        if self.separate_copies and any(c != item.copy for c in state["copies"][item.layer]):
+            return False
+        if neighbours and neighbours.get(item.layer, set()) & state["layers"]:
+            return False
+        return True
+
+    def _pack(self, t, items, cap, layer_cap, neighbours, budget):
+        order = sorted(range(len(items)), key=lambda k: (
+            -max(items[k].h * items[k].w / t.cells_per_xbar, items[k].load_ns / cap if cap else 0),
+            -items[k].h, -items[k].w, items[k].op.result))
+        bins: list[Crossbar] = []
+        states: list[dict] = []
+        open_bins: list[int] = []
+        where: dict[int, tuple[int, int, int]] = {}
+        cells = t.cells_per_xbar
+        for k in order:
+            it = items[k]
+            best = None
+            for j in open_bins[-self.window:]:
+                if not self._allowed(it, states[j], cap, layer_cap, neighbours):
+                    continue
+                spot = bins[j].fit(it.h, it.w)
+                if spot is None:
+                    continue
+                # best fit in both resources: the crossbar left fullest (cells and time) wins
+                left = (cells - bins[j].used_cells - it.h * it.w) / cells
+                if cap and cap != float("inf"):
+                    left += (cap - states[j]["load"] - it.load_ns) / cap
+                key = (left, spot[0], j)
+                if best is None or key < best[0]:
+                    best = (key, j, spot[1], spot[2])
+            if best is None:
+                bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
+                states.append({"load": 0.0, "count": 0, "layer_load": defaultdict(float),
+                               "copies": defaultdict(set), "layers": set()})
+                j = len(bins) - 1
+                open_bins.append(j)
+                best = (None, j, 0, 0)
+            _, j, r, c = best
+            bins[j].place(r, c, it.h, it.w)
+            s = states[j]
+            s["load"] += it.load_ns
+            s["count"] += 1
+            s["layer_load"][it.layer] += it.load_ns
+            s["copies"][it.layer].add(it.copy)
+            s["layers"].add(it.layer)
+            where[k] = (j, r, c)
+            if bins[j].used_cells == t.cells_per_xbar or s["load"] >= cap * (1 - EPS):
+                open_bins.remove(j)
+        return bins, where
+
+    @staticmethod
+    def _layer_caps(module: Module, items: list[_Item]) -> dict[str, float]:
+        """Latency objective: a layer's load on one crossbar stays within one copy's time."""
+        per_copy: dict[tuple[str, int], float] = defaultdict(float)
+        for it in items:
+            per_copy[(it.layer, it.copy)] = max(per_copy[(it.layer, it.copy)], it.load_ns)
+        caps: dict[str, float] = {}
+        for (layer, _), v in per_copy.items():
+            caps[layer] = max(caps.get(layer, 0.0), v)
+        return caps
+
+    @staticmethod
+    def _lower_bound(t, items, cap) -> int:
+        cells = sum(i.h * i.w for i in items)
+        load = sum(i.load_ns for i in items)
+        big = sum(1 for i in items if 2 * i.h > t.xbar_rows and 2 * i.w > t.xbar_cols)
+        return max(math.ceil(cells / t.cells_per_xbar), math.ceil(load / cap - EPS) if cap else 1, big, 1)
+
+    # -- CP-SAT: can the blocks go into `k` crossbars? ----------------------------------
+    def _exact(self, t, items, cap, k, layer_cap, neighbours):
+        from ortools.sat.python import cp_model
+
+        if k < 1:
+            return None
+        m = cp_model.CpModel()
+        scale = 1000.0 / max(cap, EPS)  # loads in thousandths of the cap
+        present = [[m.new_bool_var(f"a{b}_{j}") for j in range(k)] for b in range(len(items))]
+        xs = [m.new_int_var(0, t.xbar_cols - it.w, f"x{b}") for b, it in enumerate(items)]
+        ys = [m.new_int_var(0, t.xbar_rows - it.h, f"y{b}") for b, it in enumerate(items)]
+        for b in range(len(items)):
+            m.add_exactly_one(present[b])
+        m.add(present[0][0] == 1)  # symmetry: the first block in the first crossbar
+        for j in range(k):
+            xi = [m.new_optional_fixed_size_interval_var(xs[b], it.w, present[b][j], f"xi{b}_{j}")
+                  for b, it in enumerate(items)]
+            yi = [m.new_optional_fixed_size_interval_var(ys[b], it.h, present[b][j], f"yi{b}_{j}")
+                  for b, it in enumerate(items)]
+            m.add_no_overlap_2d(xi, yi)
+            m.add(sum(int(math.ceil(it.load_ns * scale)) * present[b][j] for b, it in enumerate(items))
+                  <= int(1000 * (1 + 1e-3)) + len(items))
+            if self.max_blocks:
+                m.add(sum(present[b][j] for b in range(len(items))) <= self.max_blocks)
+            by_layer = defaultdict(list)
+            for b, it in enumerate(items):
+                by_layer[it.layer].append(b)
+            for layer, bs in by_layer.items():
+                if layer_cap:
+                    m.add(sum(int(math.ceil(items[b].load_ns * scale)) * present[b][j] for b in bs)
+                          <= int(layer_cap[layer] * scale * (1 + 1e-3)) + len(bs))
+                if self.separate_copies:
+                    for a in bs:
+                        for b in bs:
+                            if a < b and items[a].copy != items[b].copy:
+                                m.add_bool_or([present[a][j].Not(), present[b][j].Not()])
+            for a, ia in enumerate(items):
+                for b, ib in enumerate(items):
+                    if a < b and ib.layer in neighbours.get(ia.layer, ()):
+                        m.add_bool_or([present[a][j].Not(), present[b][j].Not()])
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1
+        solver.parameters.random_seed = 0
+        solver.parameters.max_deterministic_time = self.time_limit
+        status = solver.solve(m)
+        if status == cp_model.INFEASIBLE:
+            return None
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return "unknown"
+        where = {}
+        for b in range(len(items)):
+            j = next(j for j in range(k) if solver.boolean_value(present[b][j]))
+            where[b] = (j, solver.value(ys[b]), solver.value(xs[b]))
+        return [None] * k, where
+
+    def _emit(self, module: Module, items, where, method, status, lower) -> Module:
+        t = module.target
+        # number the crossbars in the order the text first uses them
+        index = {it.op.result: k for k, it in enumerate(items)}
+        renumber: dict[int, int] = {}
+        for op in module.ops:
+            if op.kind == "map.block":
+                renumber.setdefault(where[index[op.result]][0], len(renumber))
+        place: dict[str, Op] = {}
+        for k, it in enumerate(items):
+            j, r, c = where[k]
+            idx = renumber[j]
+            place[it.op.result] = Op.make("map.place", None, [it.op.result], tile=idx // t.xbars_per_tile,
+                                          xbar=idx % t.xbars_per_tile, at=(r, c))
+        out = []
+        for op in module.ops:
+            if op.kind == "map.place" or op.namespace in ("cost", "sched"):
+                continue
+            out.append(op)
+            if op.kind == "map.block":
+                out.append(place[op.result])
+        used = len({w[0] for w in where.values()})
+        return module.with_ops(out, pack_method=method, pack_status=status, pack_crossbars=used,
+                               pack_lower_bound=lower)
