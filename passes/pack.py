@@ -177,9 +177,9 @@ class PackPass:
         def attempt(p: float):
             # as partitioned, and with big blocks of light layers cut in two column halves
             # (more reads in all, but the halves leave room and time for other layers)
-            plan, base = self._waterfill(t, infos, p, budget), module
+            plan, base = self._waterfill(t, infos, p, budget, neighbours), module
             if split_infos is not None:
-                other = self._waterfill(t, split_infos, p, budget)
+                other = self._waterfill(t, split_infos, p, budget, neighbours)
                 if other is not None and (plan is None or other["bins"] < plan["bins"]):
                     plan, base = other, split_module
             if plan is None:
@@ -208,10 +208,18 @@ class PackPass:
                     hi_p, found = mid, got
             best = found
         m, items, bins, where, cap = best
+        method = f"water-filling, period search {steps} steps"
+        # one block per crossbar, one copy each, is a candidate too when the budget has room
+        one = with_copies(module, {i.name: 1 for i in infos})
+        one_items = _items(one)
+        if len(one_items) <= budget and max(it.load_ns for it in one_items) < cap * (1 - EPS):
+            m, items, cap = one, one_items, max(it.load_ns for it in one_items)
+            where = {k: (k, 0, 0) for k in range(len(items))}
+            bins, method = [None] * len(items), "one block per crossbar (no better packing found)"
         m = m.with_ops(m.ops, period_target_ns=cap)
-        return m, items, bins, where, cap, f"water-filling, period search {steps} steps"
+        return m, items, bins, where, cap, method
 
-    def _waterfill(self, t, infos, period: float, budget: int):
+    def _waterfill(self, t, infos, period: float, budget: int, neighbours: dict | None = None):
         """Place every layer within `period` per crossbar, or None if it takes more than
         `budget` crossbars.
 
@@ -231,14 +239,24 @@ class PackPass:
 
         heap: list[tuple[float, int]] = []  # (load, crossbar), stale entries dropped lazily
 
+        held: list[dict[str, set]] = []  # crossbar -> layer -> copies on it
+
         def new_bin() -> int | None:
             if len(bins) >= budget:
                 return None
             bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
             load.append(0.0)
             count.append(0)
+            held.append(defaultdict(set))
             heapq.heappush(heap, (0.0, len(bins) - 1))
             return len(bins) - 1
+
+        def may_hold(j: int, layer: str, copy: int) -> bool:
+            if self.max_blocks and count[j] >= self.max_blocks:
+                return False
+            if self.separate_copies and held[j][layer] - {copy}:
+                return False
+            return not (neighbours and neighbours.get(layer, set()) & set(held[j]))
 
         def most_time_left(chosen: dict) -> list[int]:
             """The open crossbars with the least load (a few), and those the copy uses."""
@@ -270,7 +288,7 @@ class PackPass:
             need = i.mvms * block_mvm_ns(t, b)
             best = None
             for j in light_open[-16:]:
-                if load[j] + need > period * (1 + EPS) or (self.max_blocks and count[j] >= self.max_blocks):
+                if load[j] + need > period * (1 + EPS) or not may_hold(j, i.name, 0):
                     continue
                 if bins[j].used_cells + fp.cells > light_cap:
                     continue
@@ -290,6 +308,7 @@ class PackPass:
             bins[j].place(r, c, fp.rows, fp.cols)
             load[j] += need
             count[j] += 1
+            held[j][i.name].add(0)
             heapq.heappush(heap, (load[j], j))
             if bins[j].used_cells >= 0.97 * light_cap and j in light_open:
                 light_open.remove(j)
@@ -306,7 +325,7 @@ class PackPass:
                     tb = times[b.result]
                     best = None
                     for j in most_time_left(chosen):
-                        if self.max_blocks and count[j] >= self.max_blocks:
+                        if not may_hold(j, i.name, copy):
                             continue
                         room = int((period * (1 + EPS) - load[j]) // (chosen.get(j, 0.0) + tb))
                         if room < 1:
@@ -325,6 +344,7 @@ class PackPass:
                     _, j, r, c, _ = best
                     bins[j].place(r, c, fp.rows, fp.cols)
                     count[j] += 1
+                    held[j][i.name].add(copy)
                     chosen[j] = chosen.get(j, 0.0) + tb
                     spots.append((b, j, r, c))
                 share = min([remaining] + [int((period * (1 + EPS) - load[j]) // tj) for j, tj in chosen.items()])

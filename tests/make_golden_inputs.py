@@ -26,6 +26,12 @@ CASES = {
     "partition_per_group": ("partition{grouped=per-group}",
                             lambda: cimc.opt(import_onnx(ob.tiny_cnn(), SMALL, name="tiny_cnn"), "lower").module),
     "place": ("place", lambda: cimc.opt(import_onnx(ob.tiny_cnn(), SMALL, name="tiny_cnn"), "lower,partition").module),
+    "duplicate": ("duplicate{budget=24}",
+                  lambda: cimc.opt(import_onnx(ob.tiny_cnn(), SMALL, name="tiny_cnn"), "lower,partition").module),
+    "pack": ("pack", lambda: cimc.opt(import_onnx(ob.tiny_cnn(), SMALL, name="tiny_cnn"),
+                                      "lower,partition,duplicate{budget=24}").module),
+    "schedule": ("schedule{inferences=2}", lambda: cimc.opt(import_onnx(ob.tiny_cnn(), SMALL, name="tiny_cnn"),
+                                                           "lower,partition,duplicate{budget=24},pack").module),
     "cost": ("cost", lambda: cimc.opt(import_onnx(ob.tiny_cnn(), SMALL, name="tiny_cnn"),
                                       "lower,partition,place").module),
 }

@@ -62,9 +62,9 @@ def test_zoo_model_compiles_with_independent_crossbar_count(name, target):
     assert r.latency_lower_bound_ns <= r.latency_ns
     assert r.throughput_ips <= r.throughput_upper_bound_ips * (1 + 1e-9)
     assert r.energy_nj > 0 and r.area_mm2 > 0
-    # the default pipeline (auto grouped layout) never needs more crossbars than one block per group
+    # the baseline with the auto grouped layout never needs more crossbars than one block per group
     if name in ("shufflenet", "squeezenet"):
-        auto = cimc.compile(path, target)
+        auto = cimc.compile(path, target, "baseline")
         assert auto.crossbars_used <= r.crossbars_used
 
 

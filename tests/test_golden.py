@@ -14,7 +14,8 @@ CASES = sorted(p.name[: -len(".in.cim")] for p in GOLDEN.glob("*.in.cim"))
 
 
 def test_there_are_golden_cases():
-    assert {"lower", "partition", "partition_serial", "partition_per_group", "place", "cost"} <= set(CASES)
+    assert {"lower", "partition", "partition_serial", "partition_per_group", "place", "cost", "duplicate", "pack",
+            "schedule"} <= set(CASES)
 
 
 @pytest.mark.parametrize("case", CASES)

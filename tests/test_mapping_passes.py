@@ -1,0 +1,168 @@
+"""duplicate, pack and schedule: invariants on random networks (hypothesis), options,
+bounds, determinism and errors."""
+
+import math
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import helper
+
+import cimc
+from cimc.cost import mapping_loads
+from cimc.errors import Infeasible
+from cimc.mapping import block_footprint
+
+import onnx_builders as ob
+
+
+@st.composite
+def chain_models(draw):
+    """A random chain of convs (some grouped) ending in a Gemm, on a small input."""
+    hw = draw(st.sampled_from([6, 8, 12]))
+    c = draw(st.sampled_from([1, 2, 4, 8]))
+    nodes, inits, prev = [], [], "x"
+    for n in range(draw(st.integers(1, 4))):
+        out = draw(st.integers(1, 40))
+        k = draw(st.sampled_from([1, 3]))
+        g = draw(st.sampled_from([g for g in (1, 2, 4) if c % g == 0 and out % g == 0]))
+        inits.append(ob.weight(f"w{n}", out, c // g, k, k, seed=n))
+        nodes.append(helper.make_node("Conv", [prev, f"w{n}"], [f"c{n}"], name=f"conv{n}", kernel_shape=[k, k],
+                                      pads=[k // 2] * 4, group=g))
+        nodes.append(helper.make_node("Relu", [f"c{n}"], [f"r{n}"], name=f"relu{n}"))
+        prev, c = f"r{n}", out
+    nodes.append(helper.make_node("Flatten", [prev], ["f"], name="flat"))
+    cls = draw(st.integers(2, 12))
+    inits.append(ob.weight("fc", cls, c * hw * hw))
+    nodes.append(helper.make_node("Gemm", ["f", "fc"], ["y"], name="fc", transB=1))
+    groups0 = next(a.i for a in nodes[0].attribute if a.name == "group")
+    c_in = inits[0].dims[1] * groups0
+    return ob.model(nodes, [ob.tensor("x", 1, c_in, hw, hw)], [ob.tensor("y", 1, cls)], inits)
+
+
+def check_mapping(r, budget):
+    m, rep = r.module, r.report
+    t = m.target
+    assert rep.crossbars_used <= budget
+    # no crossbar over capacity, in cells or in time
+    _, _, _, _, xbar_load, placed = mapping_loads(m)
+    cells = defaultdict(int)
+    defs = m.by_name()
+    for name, p in placed.items():
+        cells[(p["tile"], p["xbar"])] += block_footprint(t, defs[name]).cells
+    assert max(cells.values()) <= t.cells_per_xbar
+    assert max(xbar_load.values()) <= rep.period_ns * (1 + 1e-9)
+    assert rep.crossbars_lower_bound <= rep.crossbars_used
+    assert rep.throughput_ips <= rep.throughput_upper_bound_ips * (1 + 1e-9)
+    assert rep.latency_ns >= rep.latency_lower_bound_ns * (1 - 1e-9)
+    assert 0 < rep.utilization <= 1
+    # no op starts before its inputs have started, none ends before its inputs end
+    slots = {op.operands[0]: op for op in m.ops if op.kind == "sched.slot"}
+    for op in m.ops:
+        if op.result in slots:
+            for o in op.operands:
+                if o in slots:
+                    assert slots[op.result]["start_ns"] >= slots[o]["start_ns"] - 1e-6
+                    assert slots[op.result]["end_ns"] >= slots[o]["end_ns"] - 1e-6
+    if rep.stream:  # K inferences keep the busiest crossbar busy K times its load
+        assert rep.stream["stream_makespan_ns"] >= rep.stream["stream_inferences"] * max(xbar_load.values()) * (1 - 1e-6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(chain_models(), st.sampled_from([(16, 32), (32, 32), (64, 64)]), st.integers(0, 3))
+def test_full_pipeline_invariants_on_random_networks(model, size, extra):
+    rows, cols = size
+    target = cimc.load_target("rram-128", {"xbar_rows": rows, "xbar_cols": cols, "xbars_per_tile": 4, "tiles": 64})
+    base = cimc.compile(model, target, "baseline")
+    budget = base.crossbars_used + extra * base.crossbars_lower_bound
+    try:
+        r = cimc.compile(model, target, budget=budget)
+    except Infeasible:
+        # packing one copy of every layer can only fail where the baseline itself needs the budget
+        assert budget <= base.crossbars_used
+        return
+    check_mapping(r, budget)
+    # the busiest crossbar is never busier than in the baseline (the digital units may be:
+    # a tighter packing uses fewer tiles, so fewer digital units)
+    busiest = lambda res: max(mapping_loads(res.module)[4].values())  # noqa: E731
+    assert busiest(r) <= busiest(base) * (1 + 1e-9)
+
+
+@pytest.fixture(scope="module")
+def sq_model():
+    return ob.tiny_cnn()
+
+
+def test_duplicate_is_proven_optimal_and_speeds_up(resnet20_path):
+    base = cimc.compile(resnet20_path, "rram-256", "baseline")
+    r = cimc.compile(resnet20_path, "rram-256", budget=2 * base.crossbars_used)
+    assert r.report.solver["duplicate_status"] == "OPTIMAL"
+    assert r.report.speedup_vs_baseline["throughput"] > 2
+    assert r.report.period_ns >= r.report.period_lower_bound_ns * (1 - 1e-9)
+    check_mapping(r, 2 * base.crossbars_used)
+
+
+def test_latency_objective(resnet20_path):
+    base = cimc.compile(resnet20_path, "rram-256", "baseline")
+    budget = 2 * base.crossbars_used
+    r = cimc.compile(resnet20_path, "rram-256", "lower,partition,duplicate{objective=latency},pack,cost", budget=budget)
+    assert r.latency_ns < base.latency_ns
+    check_mapping(r, budget)
+
+
+def test_budget_below_the_bound_is_infeasible(resnet20_path):
+    base = cimc.compile(resnet20_path, "rram-256", "baseline")
+    with pytest.raises(Infeasible, match="raise the budget"):
+        cimc.compile(resnet20_path, "rram-256", budget=base.crossbars_lower_bound - 1)
+
+
+@pytest.mark.parametrize("option", ["max-blocks=2", "separate-copies=true", "separate-neighbours=true"])
+def test_pack_options_are_respected(mobilenet_path, option):
+    base = cimc.compile(mobilenet_path, "rram-256", "baseline")
+    budget = base.crossbars_used * 2
+    r = cimc.compile(mobilenet_path, "rram-256", f"lower,partition,duplicate,pack{{{option}}},cost", budget=budget)
+    m = r.module
+    defs = m.by_name()
+    per_xbar = defaultdict(list)
+    for op in m.ops:
+        if op.kind == "map.place":
+            b = defs[op.operands[0]]
+            per_xbar[(op["tile"], op["xbar"])].append(b)
+    if option.startswith("max-blocks"):
+        assert max(len(v) for v in per_xbar.values()) <= 2
+    elif option.startswith("separate-copies"):
+        for bs in per_xbar.values():
+            copies = defaultdict(set)
+            for b in bs:
+                copies[b.operands[0]].add(b["copy"])
+            assert all(len(c) == 1 for c in copies.values())
+    else:
+        from cimc.passes.pack import _neighbours
+
+        nb = _neighbours(m)
+        for bs in per_xbar.values():
+            layers = {b.operands[0] for b in bs}
+            assert not any(nb.get(a, set()) & layers for a in layers)
+    check_mapping(r, budget)
+
+
+def test_tiny_instance_is_proven_by_cp_sat(sq_model):
+    r = cimc.compile(sq_model, "rram-128", "lower,partition,pack{exact-blocks=40},cost")
+    assert "optimal" in r.report.solver["pack_status"] or "CP-SAT" in r.report.solver["pack_status"]
+    assert r.crossbars_used <= cimc.compile(sq_model, "rram-128", "baseline").crossbars_used
+
+
+def test_same_input_same_mapping_text(mobilenet_path):
+    a = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
+    b = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
+    assert a == b
+
+
+def test_full_report_has_bounds_speedups_and_solver(resnet20_path):
+    d = cimc.compile(resnet20_path, "rram-256").report.to_dict()
+    for key in ("speedup_vs_baseline", "solver", "gap", "period_lower_bound_ns", "latency_lower_bound_ns",
+                "crossbars_lower_bound", "throughput_upper_bound_ips"):
+        assert key in d
+    assert set(d["speedup_vs_baseline"]) == {"throughput", "latency"}
+    assert "schedule_method" in d["solver"] and "duplicate_status" in d["solver"]
