@@ -22,7 +22,8 @@ Units: ns, nJ (pJ inside), mm2. What the numbers mean:
 Bounds (valid for the module's partition, whatever the duplication and packing):
 - crossbars: ceil(weight cells of one copy / cells per crossbar);
 - period: total block-read time per inference over the crossbar budget; no block's single
-  MVM can be split; digital work over all tiles' digital units;
+  MVM can be split; digital work over all tiles' digital units; and, after `duplicate`,
+  the proven bound of its relaxation (cells, loads) with every cell of the budget allowed;
 - latency: the longest path with every weight layer at one MVM time (unlimited copies)
   and every digital op at one output row's time (ops stream row by row).
 The ISAAC-like baseline of the same partition (every block on its own crossbar, one copy)
@@ -166,7 +167,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     digital_period = digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1))
     period_ns = max(max(xbar_load.values(), default=0.0), digital_period, 1e-9)
     period_bound_ns = max(block_read_work_ns / budget, longest_mvm_ns,
-                          digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used), 1e-9)
+                          digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
+                          float(module.get("period_bound_ns", 0.0)), 1e-9)
     base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)), 1e-9)
     area = tiles_used * t.tile_area_mm2
     energy_nj = total_energy_pj * 1e-3

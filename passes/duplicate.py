@@ -74,17 +74,22 @@ def copy_candidates(mvms: int, max_copies: int) -> list[tuple[int, int]]:
 
 
 def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective: str, fill: float,
-                 time_limit: float) -> tuple[dict[str, int], float, dict]:
+                 time_limit: float, bound_only: bool = False) -> tuple[dict[str, int], float, dict]:
     """Copies per layer, the period (or latency) they reach in ns, and solver facts."""
     from ortools.sat.python import cp_model
 
     t = module.target
     cap_cells = int(fill * budget * t.cells_per_xbar)
     base_cells = sum(i.cells for i in infos)
-    if base_cells > cap_cells or sum(i.big_blocks for i in infos) > budget:
+    if base_cells > budget * t.cells_per_xbar or sum(i.big_blocks for i in infos) > budget:
         raise Infeasible(f"model '{module.name}': one copy of every layer needs {base_cells:,} cells "
-                         f"({math.ceil(base_cells / t.cells_per_xbar)} crossbars at best), more than a budget of "
-                         f"{budget} crossbars filled to {fill:.0%} holds; raise the budget.")
+                         f"({math.ceil(base_cells / t.cells_per_xbar)} crossbars at best) and "
+                         f"{sum(i.big_blocks for i in infos)} crossbars to itself for blocks over half a crossbar, "
+                         f"more than a budget of {budget} crossbars; raise the budget.")
+    if base_cells > cap_cells:  # no room for any copy: one each, and pack decides whether that fits
+        period = max(i.mvms * i.mvm_ns for i in infos)
+        return {i.name: 1 for i in infos}, period, {"status": "ONE_COPY (no room for copies)", "optimal": True,
+                                                    "objective_ns": period, "bound_ns": period}
     units = lambda ns: int(math.ceil(ns * TIME_UNITS_PER_NS - 1e-6))  # noqa: E731
     m = cp_model.CpModel()
     choice: dict[str, list] = {}
@@ -124,6 +129,8 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     best, bound = solver.objective_value, solver.best_objective_bound
     facts = {"status": solver.status_name(status), "optimal": status == cp_model.OPTIMAL,
              "objective_ns": best / TIME_UNITS_PER_NS, "bound_ns": bound / TIME_UNITS_PER_NS}
+    if bound_only:
+        return {}, best / TIME_UNITS_PER_NS, facts
     # second solve: the same objective value with the fewest cells
     m.add(goal <= int(round(best)))
     m.clear_objective()
@@ -209,6 +216,12 @@ class DuplicatePass:
             raise PipelineError("duplicate: the module has no blocks; run 'partition' first.")
         copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, self.fill, self.time_limit)
         out = with_copies(module, copies)
-        return out.with_ops(out.ops, budget=budget, duplicate_objective=self.objective,
-                            duplicate_status=facts["status"], duplicate_bound_ns=facts["bound_ns"],
-                            period_target_ns=goal_ns if self.objective == "throughput" else 0.0)
+        attrs = dict(budget=budget, duplicate_objective=self.objective, duplicate_status=facts["status"],
+                     period_target_ns=goal_ns if self.objective == "throughput" else 0.0)
+        if self.objective == "throughput":
+            # with every cell of the budget allowed, the model relaxes every real mapping of
+            # this partition (block loads, cells, total load, large blocks), so its proven
+            # bound is a lower bound on the period
+            _, _, relaxed = solve_copies(module, infos, budget, "throughput", 1.0, self.time_limit, bound_only=True)
+            attrs["period_bound_ns"] = relaxed["bound_ns"]
+        return out.with_ops(out.ops, **attrs)

@@ -212,7 +212,7 @@ class PackPass:
         # one block per crossbar, one copy each, is a candidate too when the budget has room
         one = with_copies(module, {i.name: 1 for i in infos})
         one_items = _items(one)
-        if len(one_items) <= budget and max(it.load_ns for it in one_items) < cap * (1 - EPS):
+        if len(one_items) <= budget and max(it.load_ns for it in one_items) <= cap * (1 + EPS):
             m, items, cap = one, one_items, max(it.load_ns for it in one_items)
             where = {k: (k, 0, 0) for k in range(len(items))}
             bins, method = [None] * len(items), "one block per crossbar (no better packing found)"

@@ -28,38 +28,16 @@ class BasicBlock(nn.Module):
         return self.act(self.body(x) + self.short(x))
 
 
-class CifarResNet(nn.Module):
-    """ResNet-(6n+2) for 32x32 inputs: three stages of n basic blocks."""
+class ResNet(nn.Module):
+    """Basic-block ResNet: a stem, stages of basic blocks (the first block of every stage
+    but the first strides 2), global pooling and a linear classifier."""
 
-    def __init__(self, blocks_per_stage: int = 3, widths: tuple[int, int, int] = (16, 32, 64), classes: int = 10,
-                 in_channels: int = 3):
+    def __init__(self, stem: nn.Module, stem_channels: int, blocks: tuple[int, ...], widths: tuple[int, ...],
+                 classes: int):
         super().__init__()
-        self.stem = _conv_bn(in_channels, widths[0], 3)
-        layers, cin = [], widths[0]
-        for i, w in enumerate(widths):
-            for j in range(blocks_per_stage):
-                layers.append(BasicBlock(cin, w, 2 if (j == 0 and i > 0) else 1))
-                cin = w
-        self.stages = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, classes)
-
-    def forward(self, x):
-        return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
-
-
-def resnet20(classes: int = 10) -> nn.Module:
-    return CifarResNet(3, classes=classes)
-
-
-class ImageNetResNet(nn.Module):
-    """ResNet-18/34 style (basic blocks) for ImageNet-sized or smaller inputs."""
-
-    def __init__(self, blocks=(2, 2, 2, 2), classes: int = 1000):
-        super().__init__()
-        self.stem = nn.Sequential(_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
-        layers, cin = [], 64
-        for i, (n, w) in enumerate(zip(blocks, (64, 128, 256, 512))):
+        self.stem = stem
+        layers, cin = [], stem_channels
+        for i, (n, w) in enumerate(zip(blocks, widths)):
             for j in range(n):
                 layers.append(BasicBlock(cin, w, 2 if (j == 0 and i > 0) else 1))
                 cin = w
@@ -71,8 +49,20 @@ class ImageNetResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
 
 
+def cifar_resnet(blocks_per_stage: int = 3, widths: tuple[int, int, int] = (16, 32, 64), classes: int = 10,
+                 in_channels: int = 3) -> nn.Module:
+    """ResNet-(6n+2) for 32x32 inputs (He et al. 2016, section 4.2)."""
+    return ResNet(_conv_bn(in_channels, widths[0], 3), widths[0], (blocks_per_stage,) * 3, widths, classes)
+
+
+def resnet20(classes: int = 10) -> nn.Module:
+    return cifar_resnet(3, classes=classes)
+
+
 def resnet18(classes: int = 1000) -> nn.Module:
-    return ImageNetResNet((2, 2, 2, 2), classes)
+    """ResNet-18 for ImageNet-sized (or smaller) inputs."""
+    stem = nn.Sequential(_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+    return ResNet(stem, 64, (2, 2, 2, 2), (64, 128, 256, 512), classes)
 
 
 # ---- MobileNet family (inverted residuals, depthwise convs, squeeze-excitation) ----------
