@@ -24,7 +24,7 @@ NAMED = {
     # duplicate for throughput within the budget, pack, schedule: the default
     "full": "lower,partition,duplicate,pack,schedule,cost",
     # the same with the solvers held short, for search loops
-    "fast": "lower,partition,duplicate{time-limit=0.05},pack{exact-blocks=0},cost",
+    "fast": "lower,partition,duplicate{time-limit=0.05},pack{exact-blocks=0,search-steps=4},cost",
 }
 DEFAULT = "full"
 

@@ -57,6 +57,11 @@ def _items(module: Module) -> list[_Item]:
     return items
 
 
+def _copy_name(layer: str, block: Op, copy: int) -> str:
+    """Name of copy `copy` of a copy-0 block."""
+    return block.result if copy == 0 else f"{layer}.c{copy}.{block.result[len(layer) + 1:]}"
+
+
 def with_shares(module: Module, plan: dict) -> Module:
     """The module with the copies and MVM shares of a water-filling plan: copy k of a
     layer gets `share` MVMs on all its blocks; layers not in the plan keep one copy."""
@@ -129,11 +134,11 @@ class PackPass:
     time_limit: float = 2.0  # CP-SAT deterministic time for that
     retries: int = 6
     window: int = 256  # open crossbars tried per block (keeps large models linear)
-    fill: float = 0.94  # share of the budget's cells copies may take (the rest absorbs packing losses)
+    search_steps: int = 12  # packings tried while searching the period
 
     def __post_init__(self):
-        if self.max_blocks < 0 or self.retries < 0 or self.exact_blocks < 0 or self.window < 1:
-            raise PipelineError("pack: max-blocks, retries, exact-blocks must be >= 0 and window >= 1.")
+        if self.max_blocks < 0 or self.retries < 0 or self.exact_blocks < 0 or self.window < 1 or self.search_steps < 2:
+            raise PipelineError("pack: max-blocks, retries, exact-blocks must be >= 0, window >= 1, search-steps >= 2.")
 
     def run(self, module: Module) -> Module:
         t = module.target
@@ -164,50 +169,60 @@ class PackPass:
 
     def _search_period(self, module: Module, period: float, budget: int, neighbours: dict):
         """The smallest period, from the duplicate pass's bound up, that water-filling packs
-        into the budget (`_waterfill`); a geometric bisection of at most 16 steps."""
+        into the budget (`_waterfill`): the period grows geometrically from the bound until
+        a packing fits, then a bisection between the last failure and the first success;
+        `search_steps` attempts at most."""
         from cimc.passes.duplicate import layer_infos, with_copies
 
         t = module.target
         infos = layer_infos(module)
         hi = max(max(i.mvms * i.mvm_ns for i in infos), period)
-
         split_module = split_big_light_blocks(module)
         split_infos = layer_infos(split_module) if split_module is not module else None
+        steps = 0
 
         def attempt(p: float):
-            # as partitioned, and with big blocks of light layers cut in two column halves
-            # (more reads in all, but the halves leave room and time for other layers)
+            """(plan, module it refers to, period) or None. Tried as partitioned, and with
+            big blocks of light layers cut in two column halves (more reads in all, but the
+            halves leave room and time for other layers)."""
+            nonlocal steps
+            steps += 1
             plan, base = self._waterfill(t, infos, p, budget, neighbours), module
             if split_infos is not None:
                 other = self._waterfill(t, split_infos, p, budget, neighbours)
                 if other is not None and (plan is None or other["bins"] < plan["bins"]):
                     plan, base = other, split_module
-            if plan is None:
-                return None
-            m = with_shares(base, plan)
-            items = _items(m)
-            where = {k: plan["where"][it.op.result] for k, it in enumerate(items)}
-            cap = max(p, max(it.load_ns for it in items))
-            return m, items, [None] * plan["bins"], where, cap
+            return None if plan is None else (plan, base, p)
 
-        best, steps = attempt(period), 0
-        if best is None:
-            lo, found = period, attempt(hi)
-            if found is None:  # not even one copy per layer packs within the period: no period limit
-                module, items, bins, where, cap, _, method = self._retry(
-                    with_copies(module, {i.name: 1 for i in infos}), budget, "", neighbours)
-                return module, items, bins, where, cap, method + ", one copy per layer"
-            hi_p = hi
-            while steps < 16 and hi_p / lo > 1.002:
-                mid = math.sqrt(lo * hi_p)
-                got = attempt(mid)
-                steps += 1
-                if got is None:
-                    lo = mid
-                else:
-                    hi_p, found = mid, got
-            best = found
-        m, items, bins, where, cap = best
+        lo, found = period, attempt(period)
+        growth = 1.02
+        while found is None and lo < hi and steps < self.search_steps - 1:
+            p = min(hi, lo * growth)
+            found = attempt(p)
+            if found is None:
+                lo, growth = p, growth * growth
+        if found is None and lo < hi:
+            found = attempt(hi)
+        if found is None:  # not even one copy per layer packs within the period: no period limit
+            module, items, bins, where, cap, _, method = self._retry(
+                with_copies(module, {i.name: 1 for i in infos}), budget, "", neighbours)
+            return module, items, bins, where, cap, method + ", one copy per layer"
+        while steps < self.search_steps and found[2] / lo > 1.005:
+            mid = math.sqrt(lo * found[2])
+            got = attempt(mid)
+            if got is None:
+                lo = mid
+            else:
+                found = got
+        plan, base, p = found
+        # the chosen packing again, now relieving the busiest crossbars with extra copies
+        plan = self._waterfill(t, infos if base is module else split_infos, p, budget, neighbours,
+                               relieve=True) or plan
+        m = with_shares(base, plan)
+        items = _items(m)
+        where = {k: plan["where"][it.op.result] for k, it in enumerate(items)}
+        cap = max(p, max(it.load_ns for it in items))
+        bins = [None] * plan["bins"]
         method = f"water-filling, period search {steps} steps"
         # one block per crossbar, one copy each, is a candidate too when the budget has room
         one = with_copies(module, {i.name: 1 for i in infos})
@@ -219,7 +234,8 @@ class PackPass:
         m = m.with_ops(m.ops, period_target_ns=cap)
         return m, items, bins, where, cap, method
 
-    def _waterfill(self, t, infos, period: float, budget: int, neighbours: dict | None = None):
+    def _waterfill(self, t, infos, period: float, budget: int, neighbours: dict | None = None,
+                   relieve: bool = False):
         """Place every layer within `period` per crossbar, or None if it takes more than
         `budget` crossbars.
 
@@ -236,8 +252,10 @@ class PackPass:
         count: list[int] = []
         where: dict[str, tuple[int, int, int]] = {}
         shares: dict[str, list[int]] = {}
+        on_bin: dict[int, list] = defaultdict(list)  # crossbar -> one-block heavy copies (layer info, copy)
 
         heap: list[tuple[float, int]] = []  # (load, crossbar), stale entries dropped lazily
+        min_mvm_ns = min(i.mvm_ns for i in infos) * (1 - EPS)
 
         held: list[dict[str, set]] = []  # crossbar -> layer -> copies on it
 
@@ -263,8 +281,8 @@ class PackPass:
             got: list[int] = []
             while heap and len(got) < 24:
                 ld, j = heapq.heappop(heap)
-                if ld != load[j] or j in got or bins[j].used_cells >= cells:
-                    continue
+                if ld != load[j] or j in got or bins[j].used_cells >= cells or period - ld < min_mvm_ns:
+                    continue  # stale, full, or without time for one more MVM: dropped for good
                 got.append(j)
             for j in got:
                 heapq.heappush(heap, (load[j], j))
@@ -354,12 +372,79 @@ class PackPass:
                     load[j] += share * tj
                     heapq.heappush(heap, (load[j], j))
                 for b, j, r, c in spots:
-                    name = b.result if copy == 0 else f"{i.name}.c{copy}.{b.result[len(i.name) + 1:]}"
-                    where[name] = (j, r, c)
+                    where[_copy_name(i.name, b, copy)] = (j, r, c)
                 shares[i.name].append(share)
+                for j in chosen:
+                    on_bin[j].append((i, copy))
                 remaining -= share
                 copy += 1
+        if relieve:
+            self._relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget)
         return {"bins": len(bins), "where": where, "shares": shares}
+
+    @staticmethod
+    def _relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, rounds=100000):
+        """Lower the busiest crossbar's load: move part of the share of a heavy copy on it to
+        a new copy of the same layer whose blocks go where load is least and they fit (free
+        spots in used crossbars, else crossbars of the budget not yet used), about halving
+        the difference. Stops when no such move lowers the busiest load. Every move keeps or
+        lowers the period and fills cells, so utilization rises too."""
+        from cimc.cost import block_mvm_ns
+
+        busiest = [(-ld, j) for j, ld in enumerate(load)]
+        heapq.heapify(busiest)
+        for _ in range(rounds):
+            while busiest and -busiest[0][0] != load[busiest[0][1]]:
+                heapq.heappop(busiest)
+            if not busiest:
+                return
+            d = busiest[0][1]
+            movable = sorted(((shares[i.name][k] * sum(block_mvm_ns(t, b) for b in i.blocks), i.name, k, i)
+                              for i, k in on_bin[d] if shares[i.name][k] > 1), reverse=True)
+            if not movable:
+                return
+            _, _, k, i = movable[0]
+            new_copy = len(shares[i.name])
+            taken: dict[int, float] = {}  # crossbar -> time per MVM of the new copy there
+            spots = []
+            for b in sorted(i.blocks, key=lambda b: -block_footprint(t, b).cells):
+                fp, tb = block_footprint(t, b), block_mvm_ns(t, b)
+                best = None
+                for j in sorted(set(j for _, j in heapq.nsmallest(32, heap)) - {d}):
+                    if j in taken or bins[j].used_cells >= bins[j].rows * bins[j].cols or not may_hold(j, i.name, new_copy):
+                        continue
+                    spot = bins[j].fit(fp.rows, fp.cols)
+                    if spot is not None and (best is None or (load[j], j) < (load[best[0]], best[0])):
+                        best = (j, spot[1], spot[2])
+                if best is None or load[best[0]] + 2 * tb > load[d]:
+                    fresh = new_bin()
+                    best = (fresh, 0, 0) if fresh is not None else None
+                if best is None:
+                    return
+                taken[best[0]] = tb  # one block of the copy per crossbar, so fits need no placing yet
+                spots.append((b, *best))
+            per_mvm_d = sum(block_mvm_ns(t, b) for b in i.blocks if where[_copy_name(i.name, b, k)][0] == d)
+            move = min([shares[i.name][k] - 1] + [int((load[d] - load[j]) / (tj + per_mvm_d)) for j, tj in taken.items()])
+            if move < 1:
+                return
+            shares[i.name][k] -= move
+            shares[i.name].append(move)
+            for b in i.blocks:
+                jd = where[_copy_name(i.name, b, k)][0]
+                load[jd] -= move * block_mvm_ns(t, b)
+                heapq.heappush(busiest, (-load[jd], jd))
+                heapq.heappush(heap, (load[jd], jd))
+            for b, j, r, c in spots:
+                fp = block_footprint(t, b)
+                bins[j].place(r, c, fp.rows, fp.cols)
+                where[_copy_name(i.name, b, new_copy)] = (j, r, c)
+                count[j] += 1
+                held[j][i.name].add(new_copy)
+            for j, tj in taken.items():
+                load[j] += move * tj
+                on_bin[j].append((i, new_copy))
+                heapq.heappush(busiest, (-load[j], j))
+                heapq.heappush(heap, (load[j], j))
 
     def _retry(self, module: Module, budget, objective: str, neighbours: dict):
         """Pack as the copies stand; for the latency objective re-choose copies with fewer

@@ -1,7 +1,6 @@
 """The ONNX frontend on hand-built graphs and torch exports: what maps where, and the
 errors a user gets."""
 
-import numpy as np
 import onnx
 import pytest
 import torch

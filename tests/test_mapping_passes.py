@@ -1,7 +1,6 @@
 """duplicate, pack and schedule: invariants on random networks (hypothesis), options,
 bounds, determinism and errors."""
 
-import math
 from collections import defaultdict
 
 import pytest
