@@ -195,7 +195,7 @@ class PackPass:
             return None if plan is None else (plan, base, p)
 
         lo, found = period, attempt(period)
-        growth = 1.02
+        growth = 1.02 if self.search_steps >= 10 else 1.15  # coarser first steps when few are allowed
         while found is None and lo < hi and steps < self.search_steps - 1:
             p = min(hi, lo * growth)
             found = attempt(p)
