@@ -383,50 +383,47 @@ class PackPass:
         return {"bins": len(bins), "where": where, "shares": shares}
 
     @staticmethod
-    def _relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, rounds=100000):
-        """Lower the busiest crossbar's load: move part of the share of a heavy copy on it to
-        a new copy of the same layer whose blocks go where load is least and they fit (free
-        spots in used crossbars, else crossbars of the budget not yet used), about halving
-        the difference. Stops when no such move lowers the busiest load. Every move keeps or
-        lowers the period and fills cells, so utilization rises too."""
+    def _relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, rounds=20000):
+        """After water-filling, move MVMs into new copies placed in free spots.
+
+        1. Relieve: the busiest crossbar gives part of the share of a heavy copy on it to a
+           new copy of the same layer, whose blocks go where load is least and they fit
+           (else on crossbars of the budget not yet used), about halving the difference.
+           Stops when the busiest crossbar holds no such copy or no move lowers it.
+        2. Spread: the layer whose largest copy works longest gives half of that copy's
+           share to a new copy in free spots of used crossbars, as long as no crossbar's
+           load passes the busiest one's. A layer runs as long as its largest copy, so this
+           shortens layers (latency), and it fills cells (utilization).
+        Neither step ever raises the period."""
         from cimc.cost import block_mvm_ns
 
-        busiest = [(-ld, j) for j, ld in enumerate(load)]
-        heapq.heapify(busiest)
-        for _ in range(rounds):
-            while busiest and -busiest[0][0] != load[busiest[0][1]]:
-                heapq.heappop(busiest)
-            if not busiest:
-                return
-            d = busiest[0][1]
-            movable = sorted(((shares[i.name][k] * sum(block_mvm_ns(t, b) for b in i.blocks), i.name, k, i)
-                              for i, k in on_bin[d] if shares[i.name][k] > 1), reverse=True)
-            if not movable:
-                return
-            _, _, k, i = movable[0]
+        def copy_time(i):
+            return sum(block_mvm_ns(t, b) for b in i.blocks)
+
+        def split(i, k: int, avoid: int | None, limit, fresh_when) -> bool:
+            """Give `limit(taken, per_mvm_on)` MVMs of copy k of layer i to a new copy."""
             new_copy = len(shares[i.name])
             taken: dict[int, float] = {}  # crossbar -> time per MVM of the new copy there
             spots = []
             for b in sorted(i.blocks, key=lambda b: -block_footprint(t, b).cells):
                 fp, tb = block_footprint(t, b), block_mvm_ns(t, b)
                 best = None
-                for j in sorted(set(j for _, j in heapq.nsmallest(32, heap)) - {d}):
+                for j in sorted(set(j for _, j in heapq.nsmallest(32, heap)) - {avoid}):
                     if j in taken or bins[j].used_cells >= bins[j].rows * bins[j].cols or not may_hold(j, i.name, new_copy):
                         continue
                     spot = bins[j].fit(fp.rows, fp.cols)
                     if spot is not None and (best is None or (load[j], j) < (load[best[0]], best[0])):
                         best = (j, spot[1], spot[2])
-                if best is None or load[best[0]] + 2 * tb > load[d]:
+                if fresh_when(best, tb):
                     fresh = new_bin()
                     best = (fresh, 0, 0) if fresh is not None else None
                 if best is None:
-                    return
+                    return False
                 taken[best[0]] = tb  # one block of the copy per crossbar, so fits need no placing yet
                 spots.append((b, *best))
-            per_mvm_d = sum(block_mvm_ns(t, b) for b in i.blocks if where[_copy_name(i.name, b, k)][0] == d)
-            move = min([shares[i.name][k] - 1] + [int((load[d] - load[j]) / (tj + per_mvm_d)) for j, tj in taken.items()])
+            move = min(shares[i.name][k] - 1, limit(taken))
             if move < 1:
-                return
+                return False
             shares[i.name][k] -= move
             shares[i.name].append(move)
             for b in i.blocks:
@@ -445,6 +442,44 @@ class PackPass:
                 on_bin[j].append((i, new_copy))
                 heapq.heappush(busiest, (-load[j], j))
                 heapq.heappush(heap, (load[j], j))
+            return True
+
+        busiest = [(-ld, j) for j, ld in enumerate(load)]
+        heapq.heapify(busiest)
+
+        def top() -> int | None:
+            while busiest and -busiest[0][0] != load[busiest[0][1]]:
+                heapq.heappop(busiest)
+            return busiest[0][1] if busiest else None
+
+        for _ in range(rounds):  # 1. relieve the busiest crossbar
+            d = top()
+            if d is None:
+                break
+            movable = sorted(((shares[i.name][k] * copy_time(i), i.name, k, i) for i, k in on_bin[d]
+                              if shares[i.name][k] > 1), reverse=True)
+            if not movable:
+                break
+            _, _, k, i = movable[0]
+            on_d = sum(block_mvm_ns(t, b) for b in i.blocks if where[_copy_name(i.name, b, k)][0] == d)
+            gain = lambda taken: min(int((load[d] - load[j]) / (tj + on_d)) for j, tj in taken.items())  # noqa: E731
+            if not split(i, k, d, gain, lambda best, tb: best is None or load[best[0]] + 2 * tb > load[d]):
+                break
+        d = top()
+        period = load[d] if d is not None else 0.0
+        layers = {i.name: i for i, _ in (x for xs in on_bin.values() for x in xs)}
+        queue = [(-max(shares[n]) * copy_time(i), n) for n, i in layers.items()]
+        heapq.heapify(queue)
+        for _ in range(rounds):  # 2. spread the longest-running layers
+            if not queue:
+                break
+            _, n = heapq.heappop(queue)
+            i = layers[n]
+            k = max(range(len(shares[n])), key=lambda c: (shares[n][c], -c))
+            room = lambda taken: min([shares[n][k] // 2] + [int((period - load[j]) / tj)  # noqa: E731
+                                                             for j, tj in taken.items()])
+            if split(i, k, None, room, lambda best, tb: False):
+                heapq.heappush(queue, (-max(shares[n]) * copy_time(i), n))
 
     def _retry(self, module: Module, budget, objective: str, neighbours: dict):
         """Pack as the copies stand; for the latency objective re-choose copies with fewer
