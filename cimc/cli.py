@@ -132,9 +132,7 @@ def _targets(args) -> None:
             raise CimcError("cimc targets show NAME: give a preset name or a .toml file.")
         t = load_target(args.name, _overrides(args.set))
         figures = {**t.to_dict(), "xbars": t.xbars, "cols_per_weight": t.cols_per_weight,
-                   "reads_per_mvm": t.reads_per_mvm, "tile_area_mm2": t.tile_area_mm2,
-                   "chip_area_mm2": t.chip_area_mm2,
-                   "weight_capacity": t.xbars * t.cells_per_xbar // t.cols_per_weight}
+                   "reads_per_mvm": t.reads_per_mvm, "xbar_mvm_ns": t.xbar_mvm_ns, **t.peak()}
         if args.json:
             print(json.dumps(figures, indent=2))
         else:
@@ -145,17 +143,21 @@ def _targets(args) -> None:
     rows = []
     for name in preset_names():
         t = load_target(name)
+        peak = t.peak()
         rows.append({"name": name, "xbar": f"{t.xbar_rows}x{t.xbar_cols}", "xbars": t.xbars,
                      "cell_bits": t.cell_bits, "weight_bits": t.weight_bits, "adc_bits": t.adc_bits,
-                     "weight_capacity": t.xbars * t.cells_per_xbar // t.cols_per_weight,
-                     "chip_area_mm2": round(t.chip_area_mm2, 2), "description": t.description})
+                     "weight_capacity": peak["weight_capacity"], "peak_tops": peak["peak_gops"] / 1e3,
+                     "tops_per_w": peak["peak_gops_per_w"] / 1e3, "area_mm2": round(peak["area_mm2"], 2),
+                     "description": t.description})
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'preset':<10} {'crossbar':>9} {'xbars':>7} {'cell':>5} {'weight':>6} {'adc':>4} {'capacity':>12} {'area mm2':>9}")
+    print(f"{'preset':<10} {'crossbar':>9} {'xbars':>7} {'cell':>5} {'weight':>6} {'adc':>4} {'capacity':>12} "
+          f"{'peak TOPS':>10} {'TOPS/W':>7} {'area mm2':>9}")
     for r in rows:
         print(f"{r['name']:<10} {r['xbar']:>9} {r['xbars']:>7} {r['cell_bits']:>5} {r['weight_bits']:>6} "
-              f"{r['adc_bits']:>4} {r['weight_capacity']:>12,} {r['chip_area_mm2']:>9}")
+              f"{r['adc_bits']:>4} {r['weight_capacity']:>12,} {r['peak_tops']:>10.1f} {r['tops_per_w']:>7.2f} "
+              f"{r['area_mm2']:>9}")
     print("\ncimc targets show NAME   for every key; any preset key can be overridden with --set KEY=VALUE")
 
 

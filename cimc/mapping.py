@@ -11,7 +11,8 @@ one crossbar:
   channel-serial depthwise mapping).
 
 A logical weight column takes `target.cols_per_weight` physical columns (bit slices, times
-two for a differential pair); the "offset" encoding adds one reference column per block.
+two for a differential pair); the "offset" encoding adds one reference column per block
+(the "bias" encoding removes the bias digitally and needs none).
 """
 
 from __future__ import annotations

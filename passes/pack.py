@@ -597,7 +597,9 @@ class PackPass:
         if k < 1:
             return None
         m = cp_model.CpModel()
-        scale = 1000.0 / max(cap, EPS)  # loads in thousandths of the cap
+        # loads in 1e-5 of the cap, rounded up: the model may refuse a packing that fits by a
+        # hair, never accepts one that does not
+        scale = 100000.0 / max(cap, EPS)
         present = [[m.new_bool_var(f"a{b}_{j}") for j in range(k)] for b in range(len(items))]
         xs = [m.new_int_var(0, t.xbar_cols - it.w, f"x{b}") for b, it in enumerate(items)]
         ys = [m.new_int_var(0, t.xbar_rows - it.h, f"y{b}") for b, it in enumerate(items)]
@@ -611,7 +613,7 @@ class PackPass:
                   for b, it in enumerate(items)]
             m.add_no_overlap_2d(xi, yi)
             m.add(sum(int(math.ceil(it.load_ns * scale)) * present[b][j] for b, it in enumerate(items))
-                  <= int(1000 * (1 + 1e-3)) + len(items))
+                  <= 100000)
             if self.max_blocks:
                 m.add(sum(present[b][j] for b in range(len(items))) <= self.max_blocks)
             by_layer = defaultdict(list)
@@ -620,7 +622,7 @@ class PackPass:
             for layer, bs in by_layer.items():
                 if layer_cap:
                     m.add(sum(int(math.ceil(items[b].load_ns * scale)) * present[b][j] for b in bs)
-                          <= int(layer_cap[layer] * scale * (1 + 1e-3)) + len(bs))
+                          <= int(layer_cap[layer] * scale))
                 if self.separate_copies:
                     for a in bs:
                         for b in bs:

@@ -20,7 +20,7 @@ from pathlib import Path
 from cimc.errors import TargetError
 
 PRESET_DIR = Path(__file__).parent
-SIGNED_ENCODINGS = ("differential", "offset", "unsigned")
+SIGNED_ENCODINGS = ("differential", "offset", "bias", "unsigned")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,9 @@ class Target:
     dac_bits: int  # bits applied per crossbar read; input_bits/dac_bits reads per MVM
     adc_bits: int
     cols_per_adc: int  # columns multiplexed onto one ADC
-    signed_weights: str  # differential: a column pair; offset: one reference column per block
+    # differential: a column pair per weight; offset: one reference column per block;
+    # bias: weights stored with a bias removed digitally (no extra column); unsigned: as stored
+    signed_weights: str
     # -- organisation
     xbars_per_tile: int
     tiles: int
@@ -56,6 +58,10 @@ class Target:
     xbar_periph_area_um2: float  # DACs, sample-and-hold, registers, shift-add of one crossbar
     adc_area_um2: float
     tile_overhead_area_mm2: float  # buffer, bus, router share, digital units
+    # -- power and area outside the crossbars (for the chip's peak figures)
+    tile_overhead_power_mw: float = 0.0  # buffer, bus, router share, digital units of one tile
+    chip_io_power_mw: float = 0.0  # off-chip links (ISAAC's HyperTransport)
+    chip_io_area_mm2: float = 0.0
     description: str = ""
 
     # ---- derived figures -------------------------------------------------------------
@@ -98,6 +104,37 @@ class Target:
     def footprint_memo(self) -> dict:
         """Memo of `cimc.mapping.footprint` results for this target."""
         return {}
+
+    # ---- peak figures, derived from the component numbers ------------------------------
+    @functools.cached_property
+    def weights_per_xbar(self) -> int:
+        """Weights one crossbar holds: its rows times the weight columns that fit its width."""
+        offset = 1 if self.signed_weights == "offset" else 0
+        return self.xbar_rows * ((self.xbar_cols - offset) // self.cols_per_weight)
+
+    @functools.cached_property
+    def xbar_mvm_ns(self) -> float:
+        """One MVM of a full crossbar: every row driven, every column converted."""
+        return self.reads_per_mvm * self.read_ns(self.xbar_cols)
+
+    @functools.cached_property
+    def xbar_mvm_pj(self) -> float:
+        r, c = self.xbar_rows, self.xbar_cols
+        return self.reads_per_mvm * (r * self.row_read_pj + r * c * self.cell_read_fj * 1e-3
+                                     + c * self.adc_conversion_pj)
+
+    def peak(self) -> dict:
+        """Peak throughput, power and area of the whole chip, all crossbars busy.
+
+        Operations count 2 per multiply-accumulate of a full-precision weight and input."""
+        gops = 2 * self.weights_per_xbar * self.xbars / self.xbar_mvm_ns  # ops per ns = GOPS
+        xbar_mw = self.xbar_mvm_pj / self.xbar_mvm_ns  # pJ per ns = mW
+        tile_mw = self.xbars_per_tile * xbar_mw + self.tile_overhead_power_mw
+        power_w = (self.tiles * tile_mw + self.chip_io_power_mw) * 1e-3
+        area = self.chip_area_mm2 + self.chip_io_area_mm2
+        return {"peak_gops": gops, "power_w": power_w, "area_mm2": area, "peak_gops_per_w": gops / power_w,
+                "peak_gops_per_s_mm2": gops / area, "tile_power_mw": tile_mw, "tile_area_mm2": self.tile_area_mm2,
+                "weight_capacity": self.weights_per_xbar * self.xbars}
 
     def read_ns(self, active_cols: int) -> float:
         """Time of one crossbar read with `active_cols` columns converted.

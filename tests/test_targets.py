@@ -95,3 +95,25 @@ def test_parse_override():
         parse_override("adc_bits")
     with pytest.raises(TargetError, match="unknown target key"):
         parse_override("bogus=1")
+
+
+# ISAAC (ISCA 2016, Table I and corrected Table IV) derived from the preset's per-component
+# numbers: nothing below is written into the preset as a total.
+@pytest.mark.parametrize("figure, published, tolerance", [
+    ("peak_gops_per_s_mm2", 478.95, 0.02),  # cimc 483.3: +0.9 %
+    ("peak_gops_per_w", 627.5, 0.01),  # cimc 627.3
+    ("tile_power_mw", 330.0, 0.01),  # cimc 329.9
+    ("tile_area_mm2", 0.372, 0.01),  # cimc 0.3723
+    ("power_w", 65.8, 0.01),  # chip with HyperTransport
+    ("area_mm2", 85.4, 0.01),
+])
+def test_isaac_peak_figures_match_the_paper(figure, published, tolerance):
+    value = load_target("isaac").peak()[figure]
+    assert abs(value - published) / published <= tolerance, f"{figure}: cimc {value:.4g}, ISAAC {published}"
+
+
+def test_peak_figures_follow_the_components():
+    t = load_target("rram-256")
+    slow = t.replace(xbar_read_ns=2 * t.xbar_read_ns, adc_conversion_ns=2 * t.adc_conversion_ns)
+    assert slow.peak()["peak_gops"] == pytest.approx(t.peak()["peak_gops"] / 2)
+    assert t.peak()["weight_capacity"] == t.xbars * t.xbar_rows * (t.xbar_cols // t.cols_per_weight)
