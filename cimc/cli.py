@@ -19,6 +19,7 @@ EPILOG = """examples:
   cimc opt model.cim --passes partition,place,cost -o remapped.cim
   cimc report model.cim
   cimc targets
+  cimc eval model.onnx --target rram-256 --data fashion-mnist --sigma 0.1 --draws 20
 """
 
 
@@ -61,6 +62,27 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", help="write the JSON report here")
     r.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     r.add_argument("--all-layers", action="store_true", help="list every layer in the table")
+
+    e = sub.add_parser("eval", help="accuracy on the chip under quantisation and device variation",
+                       description="Compile a model and measure its accuracy with the crossbar-level simulator: "
+                                   "float, quantised, and under device variation (Monte Carlo over programmed chips).")
+    e.add_argument("model", help="the .onnx file (with its weights)")
+    e.add_argument("-t", "--target", default="rram-256", help="preset name or .toml file (default rram-256)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a target key")
+    e.add_argument("--data", default="digits", help="digits, fashion-mnist, or an .npz with arrays x and y")
+    e.add_argument("--passes", default="full", help="pipeline used to map the model (default full)")
+    e.add_argument("--budget", type=int, help="crossbars the mapping may use")
+    e.add_argument("--sigma", type=float, default=0.0, help="Gaussian cell variation, fraction of the cell range")
+    e.add_argument("--lognormal", type=float, default=0.0, help="lognormal variation: G*exp(N(0, s))")
+    e.add_argument("--stuck-on", type=float, default=0.0, help="rate of cells stuck at the highest conductance")
+    e.add_argument("--stuck-off", type=float, default=0.0, help="rate of cells stuck at the lowest conductance")
+    e.add_argument("--read-sigma", type=float, default=0.0, help="read noise per cell per read, fraction of range")
+    e.add_argument("--draws", type=int, default=10, help="Monte Carlo chips (default 10)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--limit", type=int, help="evaluate on the first N test samples only")
+    e.add_argument("--adc-bits", type=int, help="ADC bits for the simulation (0: no ADC quantisation)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    e.add_argument("--report", help="write the JSON here")
 
     t = sub.add_parser("targets", help="list target presets", description="List target presets, or show one.")
     t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
@@ -161,6 +183,21 @@ def _targets(args) -> None:
     print("\ncimc targets show NAME   for every key; any preset key can be overridden with --set KEY=VALUE")
 
 
+def _eval(args) -> None:
+    from cimc.accuracy import evaluate_accuracy
+    from cimc.api import write_atomic
+    from cimc.sim import Variation
+
+    _check_outputs(args, [args.model])
+    var = Variation(args.sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma)
+    rep = evaluate_accuracy(args.model, args.target, args.data, passes=args.passes, budget=args.budget,
+                            variation=var, draws=args.draws, seed=args.seed, limit=args.limit,
+                            precision={"adc_bits": args.adc_bits}, **_overrides(args.set))
+    if args.report:
+        write_atomic(Path(args.report), rep.to_json() + "\n")
+    print(rep.to_json() if args.json else rep.table())
+
+
 def run(argv: list[str]) -> int:
     args = _build_parser().parse_args(argv)
     import cimc
@@ -182,6 +219,8 @@ def run(argv: list[str]) -> int:
         _emit(args, Result(module, cimc.report(module)))
     elif args.command == "targets":
         _targets(args)
+    elif args.command == "eval":
+        _eval(args)
     return 0
 
 

@@ -527,7 +527,10 @@ def _lower_node(node, g: _Graph, result: str, operands: list[str], where: str, l
 
 
 def export_torch(module, example_inputs, opset: int = 17) -> onnx.ModelProto:
-    """Export a torch.nn.Module to ONNX in memory (TorchScript exporter, no files)."""
+    """Export a torch.nn.Module to ONNX in memory (TorchScript exporter, no files).
+
+    Dim 0 of every input is exported as a dynamic batch (cimc maps batch 1 unless told
+    otherwise; the simulator and onnxruntime can then run batches)."""
     try:
         import torch
     except ImportError:
@@ -542,7 +545,9 @@ def export_torch(module, example_inputs, opset: int = 17) -> onnx.ModelProto:
     try:
         with warnings.catch_warnings():  # tracer warnings speak of torch internals, not of the user's model
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, example_inputs, buf, opset_version=opset, dynamo=False)
+            names = ["input"] if len(example_inputs) == 1 else [f"input{i}" for i in range(len(example_inputs))]
+            torch.onnx.export(module, example_inputs, buf, opset_version=opset, dynamo=False, input_names=names,
+                              dynamic_axes={n: {0: "batch"} for n in names})
     except Exception as e:  # torch's exporter raises many types
         raise ModelError(f"torch.onnx.export failed for {type(module).__name__}: {str(e).splitlines()[0]}") from None
     finally:

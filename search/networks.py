@@ -202,3 +202,26 @@ class TinyLSTM(nn.Module):
     def forward(self, x):
         y, _ = self.lstm(x)
         return self.head(y[-1])
+
+
+# ---- a small CNN for 28x28 / 8x8 grey images (Fashion-MNIST, digits) ----------------------
+
+class SmallCNN(nn.Module):
+    """conv-relu-pool stages then a linear classifier; `widths` sets the stages."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32), classes: int = 10, in_channels: int = 1,
+                 image: int = 28, kernel: int = 3):
+        super().__init__()
+        layers, cin, size = [], in_channels, image
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, kernel, padding=kernel // 2), nn.ReLU(), nn.MaxPool2d(2)]
+            cin, size = w, size // 2
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin * size * size, classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def small_cnn(widths: tuple[int, ...] = (16, 32), classes: int = 10, in_channels: int = 1, image: int = 28) -> nn.Module:
+    return SmallCNN(widths, classes, in_channels, image)

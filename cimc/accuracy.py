@@ -1,0 +1,129 @@
+"""Accuracy of a compiled model on the chip: float, quantised, and under device variation.
+
+`evaluate_accuracy` compiles the model (or takes a compiled Module), calibrates the
+simulator on a few training inputs, and reports accuracy
+- without non-idealities (the ONNX graph in float),
+- with quantisation only (weights, inputs and ADCs as the target has them, ideal cells),
+- under variation: one Monte Carlo draw = one programmed chip over the whole test set;
+  mean, std and 5th percentile over the draws.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cimc.data import fit_inputs, load_dataset
+from cimc.errors import CimcError
+from cimc.sim import Precision, Simulator, Variation
+
+SCHEMA = "cimc.accuracy/1"
+
+
+@dataclass
+class AccuracyReport:
+    model: str
+    target: str
+    data: str
+    samples: int
+    precision: dict
+    variation: dict
+    draws: int
+    seed: int
+    float_accuracy: float
+    quant_accuracy: float
+    variation_mean: float | None = None
+    variation_std: float | None = None
+    variation_p5: float | None = None
+    variation_loss: float | None = None  # float_accuracy - variation_mean
+    per_draw: list = field(default_factory=list)
+    crossbars: int = 0
+    seconds: float = 0.0
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def table(self) -> str:
+        p = self.precision
+        pct = lambda v: "-" if v is None else f"{100 * v:6.2f} %"  # noqa: E731
+        lines = [f"{self.model} on {self.target} ({self.crossbars} crossbars), data {self.data}, "
+                 f"{self.samples} test samples",
+                 f"  float, no non-idealities       {pct(self.float_accuracy)}",
+                 f"  quantised ({p['weight_bits']}b weights in {p['cell_bits']}b cells, {p['input_bits']}b inputs "
+                 f"by {p['dac_bits']}b DAC, {p['adc_bits'] or 'no'}-bit ADC)  {pct(self.quant_accuracy)}"]
+        if self.draws:
+            v = ", ".join(f"{k}={val}" for k, val in self.variation.items() if val)
+            lines.append(f"  under variation ({v or 'none'}; {self.draws} draws)")
+            lines.append(f"    mean {pct(self.variation_mean)}   std {pct(self.variation_std)}   "
+                         f"5th percentile {pct(self.variation_p5)}   loss vs float {pct(self.variation_loss)}")
+        lines.append(f"  ({self.seconds:.1f} s)")
+        return "\n".join(lines)
+
+
+def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
+    logits = out.reshape(len(out), -1)
+    if logits.shape[1] < int(y.max()) + 1:
+        raise CimcError(f"the model gives {logits.shape[1]} outputs per sample but the labels go up to {int(y.max())}; "
+                        "use data whose classes match the model's outputs.")
+    return float((logits.argmax(1) == y).mean())
+
+
+def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = "full", budget: int | None = None,
+                      variation: Variation = Variation(), draws: int = 10, seed: int = 0, limit: int | None = None,
+                      calib: int = 64, module=None, precision: dict | None = None, batch: int = 256,
+                      **target_overrides) -> AccuracyReport:
+    """Accuracy of `model` (an .onnx path or ModelProto with weights) mapped on `target`.
+
+    data: 'digits', 'fashion-mnist', an .npz path, or a `cimc.data.Dataset`.
+    module: a compiled Module to simulate instead of compiling here.
+    precision: overrides of weight_bits, cell_bits, input_bits, dac_bits, adc_bits
+    (adc_bits 0 = no ADC quantisation) for the simulation only.
+    """
+    import cimc
+
+    t0 = time.perf_counter()
+    if draws < 0:
+        raise CimcError(f"draws = {draws} must be 0 or more.")
+    if calib < 1:
+        raise CimcError(f"calib = {calib} must be at least 1 sample.")
+    ds = data if hasattr(data, "x_test") else load_dataset(str(data))
+    if module is None:
+        module = cimc.compile(model, target, passes, budget=budget, **target_overrides).module
+    where = str(model) if isinstance(model, (str, Path)) else module.name
+    shape = next(op["shape"] for op in module.ops if op.kind == "nn.input")
+    x, y = ds.x_test, ds.y_test
+    if limit is not None:
+        if limit < 1:
+            raise CimcError(f"limit = {limit} must be at least 1 sample.")
+        x, y = x[:limit], y[:limit]
+    x = fit_inputs(x, shape, where, ds.name)
+    xc = ds.x_train[:calib] if len(ds.x_train) else ds.x_test[:calib]
+    xc = fit_inputs(xc, shape, where, ds.name)
+    prec = Precision.of(module.target, **(precision or {}))
+    sim = Simulator(model, module, prec, variation, seed)
+    float_acc = _accuracy(sim.run(x, "float", batch), y)
+    sim.calibrate(xc)
+    quant_acc = _accuracy(sim.run(x, "quant", batch), y)
+    per_draw = []
+    if draws and not variation.ideal:
+        for d in range(draws):
+            sim.program(d)
+            per_draw.append(_accuracy(sim.run(x, "quant", batch), y))
+    rep = AccuracyReport(where, module.target.name, ds.name, len(x), asdict(prec), asdict(variation),
+                         len(per_draw), seed, float_acc, quant_acc, per_draw=per_draw,
+                         crossbars=len({(o["tile"], o["xbar"]) for o in module.ops if o.kind == "map.place"}))
+    if per_draw:
+        a = np.array(per_draw)
+        rep.variation_mean, rep.variation_std = float(a.mean()), float(a.std())
+        rep.variation_p5 = float(np.percentile(a, 5))
+        rep.variation_loss = float_acc - rep.variation_mean
+    rep.seconds = time.perf_counter() - t0
+    return rep

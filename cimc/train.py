@@ -1,0 +1,112 @@
+"""Variation-aware training: train a torch network with its weights perturbed the way the
+simulator programs a chip, so it keeps its accuracy on real RRAM.
+
+In every training step each Conv/Linear weight is quantised to the target's weight bits
+(straight-through gradient), stored as the target's signed encoding in cells of
+`cell_bits`, and every cell gets a fresh draw of the device variation
+(`cimc.sim.effective_weights`, the same function the simulator programs chips with). The
+forward pass uses the perturbed weights; the gradient flows to the float weights. Without
+`variation` it is plain float training. Input quantisation and ADCs are not modelled in
+training (the simulator measures them).
+
+    model = cimc.train.fit(model, x, y, epochs=3, variation=Variation(sigma=0.1), target="rram-256")
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cimc.onnx_torch import need_torch
+from cimc.sim import Precision, Variation, effective_weights
+
+try:
+    import torch
+    from torch.nn.utils import parametrize
+except ImportError:  # pragma: no cover
+    torch = None
+
+
+if torch is not None:
+    class NoisyWeight(torch.nn.Module):
+        """Parametrization: W -> s * (q + cell noise), q = round(W / s) with a straight-through gradient."""
+
+        def __init__(self, precision: Precision, variation: Variation, gen: "torch.Generator"):
+            super().__init__()
+            self.precision, self.variation, self.gen = precision, variation, gen
+
+        def forward(self, w):
+            if not self.training:
+                return w
+            p = self.precision
+            qmax = 2 ** (p.weight_bits - 1) - 1 if p.weight_bits > 1 else 1
+            s = w.detach().abs().max().clamp_min(1e-12) / qmax
+            u = w / s
+            q = torch.clamp(u + (torch.round(u) - u).detach(), -qmax, qmax)
+            with torch.no_grad():
+                qi = torch.clamp(torch.round(u), -qmax, qmax)
+                noise = effective_weights(qi, p, self.variation, self.gen) - qi
+            return s * (q + noise)
+
+
+def _weight_modules(model):
+    return [m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 3, batch: int = 128, lr: float = 2e-3,
+        variation: Variation | None = None, target="rram-256", seed: int = 0, weight_decay: float = 0.0,
+        log=None):
+    """Train `model` on (x, y) with Adam and a cosine schedule; returns the model in eval mode.
+
+    variation: device variation to train under (None: plain training). target: the target
+    whose weight bits, cell bits and signed encoding the noise follows.
+    """
+    need_torch("Training")
+    from cimc.targets import load_target
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    params = []
+    if variation is not None:
+        prec = Precision.of(load_target(target))
+        for m in _weight_modules(model):
+            parametrize.register_parametrization(m, "weight", NoisyWeight(prec, variation, gen))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    steps = epochs * math.ceil(len(xt) / batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps))
+    order_gen = torch.Generator().manual_seed(seed + 2)
+    model.train()
+    for ep in range(epochs):
+        perm = torch.randperm(len(xt), generator=order_gen)
+        total = 0.0
+        for i in range(0, len(xt), batch):
+            idx = perm[i:i + batch]
+            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+        if log:
+            log(f"epoch {ep + 1}/{epochs}: loss {total / len(xt):.4f}")
+    model.eval()
+    if variation is not None:
+        for m in _weight_modules(model):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+    del params
+    return model
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
+    """Float accuracy of a torch model."""
+    need_torch("accuracy")
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out = model(torch.as_tensor(x[i:i + batch], dtype=torch.float32))
+            correct += int((out.argmax(1).numpy() == y[i:i + batch]).sum())
+    return correct / max(1, len(x))

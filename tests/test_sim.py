@@ -1,0 +1,353 @@
+"""The crossbar-level simulator: float path vs onnxruntime, quantised path vs an independent
+fake-quantisation reference, bit-serial reads vs the collapsed arithmetic, variation."""
+
+import io
+import math
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+import cimc
+from cimc.data import DataError, fit_inputs, load_dataset
+from cimc.errors import CimcError
+from cimc.search.networks import TinyTransformer, mobilenet_tiny, small_cnn
+from cimc.sim import Precision, SimError, Simulator, Variation, effective_weights, quantize_weights
+
+
+def export(net, shape, bn=False) -> onnx.ModelProto:
+    """Export with a dynamic batch; bn=True keeps BatchNormalization nodes (training-mode export)."""
+    net.eval()
+    buf = io.BytesIO()
+    mode = torch.onnx.TrainingMode.PRESERVE if bn else torch.onnx.TrainingMode.EVAL
+    torch.onnx.export(net, (torch.zeros(shape),), buf, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}},
+                      training=mode, do_constant_folding=not bn)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def ort_run(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+class ConvBN(nn.Module):
+    """Conv+BN, a grouped strided conv, a 1x1 conv and a Linear: every mapping case of a CNN."""
+
+    def __init__(self, cin=2):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(cin, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=4)
+        self.c3 = nn.Conv2d(16, 12, 1)
+        self.fc = nn.Linear(12 * 5 * 5, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.b1(self.c1(x)))
+        x = torch.relu(self.c2(x))
+        return self.fc(self.c3(x).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def convbn():
+    torch.manual_seed(0)
+    net = ConvBN()
+    with torch.no_grad():
+        net.b1.running_mean.uniform_(-0.3, 0.3)
+        net.b1.running_var.uniform_(0.5, 2.0)
+        net.b1.weight.uniform_(0.5, 1.5)
+    return export(net, (1, 2, 10, 10), bn=True)
+
+
+def inputs(shape, n=24, seed=0, signed=True):
+    x = np.random.default_rng(seed).standard_normal((n, *shape[1:])).astype(np.float32)
+    return x if signed else np.abs(x)
+
+
+def compiled(model, passes="baseline", target="rram-256", **kw):
+    return cimc.compile(model, target, passes, **kw).module
+
+
+def test_float_path_matches_onnxruntime_on_cnn_mobilenet_and_transformer(convbn):
+    torch.manual_seed(1)
+    cases = [(convbn, (1, 2, 10, 10)),
+             (export(mobilenet_tiny(), (1, 3, 32, 32)), (1, 3, 32, 32)),
+             (export(TinyTransformer(tokens=8, dim=32, heads=2, layers=1), (1, 8, 32)), (1, 8, 32))]
+    for model, shape in cases:
+        x = inputs(shape, n=4)
+        sim = Simulator(model, compiled(model))
+        got = sim.run(x, "float")
+        ref = ort_run(model, x)
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_ideal_chip_with_many_bits_matches_onnxruntime(convbn):
+    x = inputs((1, 2, 10, 10))
+    module = compiled(convbn)
+    sim = Simulator(convbn, module, Precision.of(module.target, weight_bits=16, input_bits=16, adc_bits=0))
+    sim.calibrate(x)  # ranges from the same inputs: nothing is clipped
+    got, ref = sim.run(x, "quant"), ort_run(convbn, x)
+    assert np.abs(got - ref).max() <= 1e-3 * np.abs(ref).max()
+
+
+def fake_quant_reference(model, sim, x):
+    """Independent reference: each crossbar layer as a float conv/linear of weights quantised
+    per layer and inputs quantised with the simulator's calibrated input scale."""
+    from cimc.onnx_torch import Interpreter, batchnorm, conv
+
+    interp = Interpreter(model)
+    wbits = sim.precision.weight_bits
+    folded = {}
+    for node in interp.nodes:
+        if node.op_type == "BatchNormalization":
+            folded[node.input[0]] = node
+
+    def hook(node, ins):
+        label = node.name or node.output[0]
+        if node.op_type == "BatchNormalization" and node.input[0] in folded:
+            return ins[0]
+        if label not in sim.layers:
+            return None
+        layer = sim.layers[label]
+        qmax = 2 ** (wbits - 1) - 1
+        x_ = ins[0]
+        top = 2 ** (sim.precision.input_bits - 1) - 1 if layer.x_signed else 2 ** sim.precision.input_bits - 1
+        lo = -top if layer.x_signed else 0
+        xq = torch.clamp(torch.round(x_ / layer.s_x), lo, top) * layer.s_x
+        w, b = ins[1], ins[2] if len(ins) > 2 else None
+        if node.op_type == "Conv":
+            bn = folded.get(node.output[0])
+            if bn is not None:
+                scale, beta, mean, var = (interp.const[n] for n in bn.input[1:5])
+                k = scale / torch.sqrt(var + 1e-5)
+                w = w * k.reshape(-1, 1, 1, 1)
+                b = ((b if b is not None else 0) - mean) * k + beta
+            s = w.abs().max() / qmax
+            wq = torch.clamp(torch.round(w / s), -qmax, qmax) * s
+            a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+            return conv(xq, wq, b, a)
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+        wt = w.t() if a.get("transB", 0) else w
+        s = wt.abs().max() / qmax
+        wq = torch.clamp(torch.round(wt / s), -qmax, qmax) * s
+        return xq @ wq + (b if b is not None else 0)
+
+    with torch.no_grad():
+        return interp.run({interp.inputs[0]: torch.as_tensor(x)}, hook)[0].numpy()
+
+
+@pytest.mark.parametrize("encoding", ["differential", "offset", "bias"])
+def test_quantised_chip_without_adc_matches_fake_quantisation(convbn, encoding):
+    x = inputs((1, 2, 10, 10))
+    module = compiled(convbn, signed_weights=encoding)
+    sim = Simulator(convbn, module, Precision.of(module.target, adc_bits=0))
+    sim.calibrate(x)
+    got = sim.run(x, "quant")
+    ref = fake_quant_reference(convbn, sim, x)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # and quantisation really changed something: 8-bit is not float
+    assert np.abs(got - ort_run(convbn, x)).max() > 1e-5
+
+
+@pytest.mark.parametrize("encoding,dac,cell", [("differential", 1, 2), ("offset", 2, 2), ("bias", 3, 1),
+                                               ("differential", 2, 3)])
+def test_bit_serial_reads_with_lossless_adc_equal_the_collapsed_arithmetic(convbn, encoding, dac, cell):
+    """Digits, slices, two's complement inputs and the signed encodings recombine exactly:
+    with an ADC too fine to lose anything, the per-read path gives the collapsed result.
+    Small crossbars split the layers over several blocks."""
+    x = inputs((1, 2, 10, 10), signed=True)
+    module = compiled(convbn, signed_weights=encoding, xbar_rows=32, xbar_cols=64, dac_bits=dac, cell_bits=cell)
+    assert sum(op.kind == "map.block" for op in module.ops) > 6
+    outs = []
+    for adc in (0, 30):
+        sim = Simulator(convbn, module, Precision.of(module.target, adc_bits=adc))
+        sim.calibrate(x)
+        outs.append(sim.run(x, "quant"))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5 * np.abs(outs[0]).max())
+
+
+def test_adc_bits_trade_accuracy(convbn):
+    x = inputs((1, 2, 10, 10))
+    module = compiled(convbn)
+    ref = None
+    errs = {}
+    for adc in (0, 3, 5, 8):
+        sim = Simulator(convbn, module, Precision.of(module.target, adc_bits=adc))
+        sim.calibrate(x)
+        y = sim.run(x, "quant")
+        if adc == 0:
+            ref = y
+        else:
+            errs[adc] = float(np.abs(y - ref).mean())
+    assert errs[3] > errs[5] > errs[8] >= 0
+    assert errs[3] > 0.01 * np.abs(ref).mean()
+
+
+def test_mapping_does_not_change_exact_arithmetic_but_copies_have_their_own_cells(convbn):
+    """Without ADC the result is the same for any partition and any number of copies; under
+    variation every copy is a separately programmed set of cells."""
+    x = inputs((1, 2, 10, 10))
+    base = compiled(convbn)
+    full = compiled(convbn, "full", budget=40)
+    copies = {op.operands[0] for op in full.ops if op.kind == "map.block" and op["copy"] > 0}
+    assert copies, "the full pipeline made no copies at this budget"
+    outs = []
+    for module in (base, full):
+        sim = Simulator(convbn, module, Precision.of(module.target, adc_bits=0))
+        sim.calibrate(x)
+        outs.append(sim.run(x, "quant"))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+    sim = Simulator(convbn, full, Precision.of(full.target, adc_bits=0), Variation(sigma=0.05))
+    sim.calibrate(x)
+    sim.program(0)
+    layer = next(layer for layer in sim.layers.values() if layer.name in copies)
+    group = next(g for g in layer.cells if len(g[0]) > 1)
+    cells = group[2][0]
+    assert cells.shape[0] == len(group[0]) and not torch.allclose(cells[0], cells[1])
+
+
+def test_draws_are_reproducible_and_differ(convbn):
+    x = inputs((1, 2, 10, 10))
+    module = compiled(convbn)
+    sim = Simulator(convbn, module, variation=Variation(sigma=0.1), seed=3)
+    sim.calibrate(x)
+    ideal = sim.run(x, "quant")
+    sim.program(0)
+    a = sim.run(x, "quant")
+    sim.program(1)
+    b = sim.run(x, "quant")
+    sim.program(0)
+    np.testing.assert_array_equal(sim.run(x, "quant"), a)
+    assert np.abs(a - b).max() > 0 and np.abs(a - ideal).max() > 0
+
+
+@pytest.mark.parametrize("encoding", ["differential", "offset"])
+def test_cell_variation_has_the_stated_statistics(encoding):
+    """Gaussian sigma per cell, in units of the cell range: the weight error in integer units
+    has std sigma * (L-1) * sqrt(arrays * sum_s 4^(s*cell_bits))."""
+    target = cimc.targets.load_target("rram-256", {"signed_weights": encoding})
+    p = Precision.of(target)
+    q, _ = quantize_weights(torch.randn(200, 200), p.weight_bits)
+    gen = torch.Generator().manual_seed(0)
+    err = effective_weights(q, p, Variation(sigma=0.1), gen) - q
+    arrays = 2 if encoding == "differential" else 1
+    expect = 0.1 * 3 * math.sqrt(arrays * sum(4.0 ** (2 * s) for s in range(p.slices)))
+    assert abs(float(err.std()) / expect - 1) < 0.03
+    assert abs(float(err.mean())) < 0.05 * expect
+    # stuck-at-on everywhere: every cell at the top level
+    full = effective_weights(q, p, Variation(stuck_on=1.0), gen)
+    top = sum(3 * 4 ** s for s in range(p.slices))
+    expect_full = 0.0 if encoding == "differential" else top - 2 ** (p.weight_bits - 1)
+    assert torch.allclose(full, torch.full_like(full, expect_full))
+
+
+def test_read_noise_adds_error_per_inference(convbn):
+    x = inputs((1, 2, 10, 10))
+    module = compiled(convbn)
+    sim = Simulator(convbn, module, variation=Variation(read_sigma=0.05))
+    sim.calibrate(x)
+    clean = sim.run(x, "quant")
+    sim.program(0)
+    noisy1, noisy2 = sim.run(x, "quant"), sim.run(x, "quant")
+    assert np.abs(noisy1 - clean).max() > 0 and np.abs(noisy1 - noisy2).max() > 0
+
+
+def test_layers_the_simulator_does_not_map_are_refused():
+    lstm = cimc.search.networks.TinyLSTM()
+    model = export(lstm, (6, 1, 16))
+    with pytest.raises(SimError, match="recurrent"):
+        Simulator(model, compiled(model))
+
+
+def test_mapping_of_another_model_is_refused(convbn):
+    other = export(small_cnn((4,), image=10, in_channels=2), (1, 2, 10, 10))
+    with pytest.raises(SimError, match="another model|not in the model"):
+        Simulator(convbn, compiled(other))
+
+
+def test_bad_variation_and_precision_values():
+    with pytest.raises(SimError, match="sigma"):
+        Variation(sigma=-0.1)
+    with pytest.raises(SimError, match="more than 1"):
+        Variation(stuck_on=0.7, stuck_off=0.5)
+    with pytest.raises(SimError, match="adc_bits"):
+        Precision.of(cimc.targets.load_target("rram-256"), adc_bits=40)
+
+
+def test_data_loaders_and_fit(tmp_path):
+    d = load_dataset("digits")
+    assert d.x_test.shape[1:] == (1, 8, 8) and d.classes == 10 and 0 <= d.x_test.min() and d.x_test.max() <= 1
+    assert len(d.x_train) + len(d.x_test) == 1797
+    assert fit_inputs(d.x_test, (1, 64), "m", "digits").shape == (len(d.x_test), 64)
+    with pytest.raises(DataError, match=r"takes \[3, 32, 32\].*gives \[1, 8, 8\]"):
+        fit_inputs(d.x_test, (1, 3, 32, 32), "m.onnx", "digits")
+    np.savez(tmp_path / "ok.npz", x=np.zeros((5, 4, 4), np.float32), y=np.arange(5))
+    assert load_dataset(str(tmp_path / "ok.npz")).x_test.shape == (5, 1, 4, 4)
+    np.savez(tmp_path / "bad.npz", images=np.zeros((5, 4)))
+    with pytest.raises(DataError, match="needs arrays 'x' and 'y'"):
+        load_dataset(str(tmp_path / "bad.npz"))
+    with pytest.raises(DataError, match="unknown dataset"):
+        load_dataset("imagenet")
+
+
+def test_fashion_mnist_loader():
+    from cimc.data import FASHION_DIR
+
+    if not FASHION_DIR.is_dir():
+        with pytest.raises(DataError, match="apt-get install"):
+            load_dataset("fashion-mnist")
+        return
+    d = load_dataset("fashion-mnist")
+    assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
+    assert d.classes == 10 and d.x_train.dtype == np.float32 and float(d.x_train.max()) == 1.0
+
+
+@pytest.fixture(scope="module")
+def digits_models(tmp_path_factory):
+    """A small CNN trained on digits plainly and with variation-aware training."""
+    from cimc.train import fit
+
+    d = load_dataset("digits")
+    out = {}
+    folder = tmp_path_factory.mktemp("digits")
+    for name, var in (("plain", None), ("aware", Variation(sigma=0.15))):
+        net = fit(small_cnn((8,), image=8), d.x_train, d.y_train, epochs=25, batch=64, lr=5e-3, variation=var, seed=0)
+        path = folder / f"{name}.onnx"
+        onnx.save(export(net, (1, 1, 8, 8)), path)
+        out[name] = path
+    return out
+
+
+def test_variation_aware_training_keeps_accuracy_under_variation(digits_models):
+    from cimc.accuracy import evaluate_accuracy
+
+    reps = {name: evaluate_accuracy(path, "rram-256", "digits", passes="baseline", variation=Variation(sigma=0.1),
+                                    draws=4) for name, path in digits_models.items()}
+    for r in reps.values():
+        assert r.float_accuracy > 0.85 and abs(r.quant_accuracy - r.float_accuracy) < 0.03
+        assert len(r.per_draw) == 4 and r.variation_p5 <= r.variation_mean
+    assert reps["aware"].variation_loss < reps["plain"].variation_loss - 0.02
+    assert reps["aware"].variation_mean > reps["plain"].variation_mean
+
+
+def test_cli_eval_prints_json_and_refuses_data_that_does_not_fit(digits_models, tmp_path, capsys):
+    import json
+
+    from cimc.cli import main
+
+    out = tmp_path / "acc.json"
+    assert main(["eval", str(digits_models["plain"]), "--data", "digits", "--sigma", "0.05", "--draws", "2",
+                 "--passes", "baseline", "--limit", "100", "--report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "under variation" in text and "5th percentile" in text
+    rep = json.loads(out.read_text())
+    assert rep["schema"] == "cimc.accuracy/1" and rep["samples"] == 100 and len(rep["per_draw"]) == 2
+    assert {"float_accuracy", "quant_accuracy", "variation_mean", "variation_std", "variation_p5"} <= set(rep)
+    np.savez(tmp_path / "rgb.npz", x=np.zeros((4, 3, 32, 32), np.float32), y=np.zeros(4, np.int64))
+    assert main(["eval", str(digits_models["plain"]), "--data", str(tmp_path / "rgb.npz"), "--draws", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "takes [1, 8, 8]" in err and "Traceback" not in err
+    assert main(["eval", str(digits_models["plain"]), "--data", "digits", "--sigma", "-1"]) == 1
+    assert "must be a finite number >= 0" in capsys.readouterr().err
