@@ -4,7 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: example test test-fast bench clean
+.PHONY: example test test-fast bench clean data example-accuracy
+
+# Fashion-MNIST from Debian's package (the accuracy tests and example use it; nothing is downloaded at run time).
+FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+$(FMNIST):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else echo "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) as root"; exit 1; fi
+data: $(FMNIST)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,12 +26,16 @@ example: $(STAMP)
 	$(BIN)/cimc compile examples/resnet20.onnx --target rram-256 -o out/resnet20.cim --report out/resnet20.json
 
 # The whole test suite, slow end-to-end cases included, on 2 workers.
-test: $(STAMP)
+test: $(STAMP) $(FMNIST)
 	$(BIN)/python -m pytest -n 2 -q
 
 # Without the slow end-to-end cases.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+# Accuracy on the simulated chip: train on Fashion-MNIST plainly and variation-aware, compile, evaluate.
+example-accuracy: $(STAMP) $(FMNIST)
+	$(BIN)/python examples/fashion_mnist.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compile_time.py

@@ -46,7 +46,7 @@ def main():
     rows = []
     for name, net, shape in (("small_cnn", small_cnn(), (1, 1, 28, 28)), ("resnet20", resnet20(), (1, 3, 32, 32))):
         net.eval()
-        model = export_torch(net, (torch.zeros(shape),))
+        model = export_torch(net, (torch.zeros(shape),), dynamic_batch=True)
         x = np.random.default_rng(0).random((args.images, *shape[1:]), dtype=np.float32)
         so = ort.SessionOptions()
         so.intra_op_num_threads = torch.get_num_threads()

@@ -526,11 +526,12 @@ def _lower_node(node, g: _Graph, result: str, operands: list[str], where: str, l
     return [Op.make("nn.eltwise", result, operands, fn=t, ops=out_n, known=False, **digital)]
 
 
-def export_torch(module, example_inputs, opset: int = 17) -> onnx.ModelProto:
+def export_torch(module, example_inputs, opset: int = 17, dynamic_batch: bool = False) -> onnx.ModelProto:
     """Export a torch.nn.Module to ONNX in memory (TorchScript exporter, no files).
 
-    Dim 0 of every input is exported as a dynamic batch (cimc maps batch 1 unless told
-    otherwise; the simulator and onnxruntime can then run batches)."""
+    dynamic_batch: export dim 0 of every input as a dynamic batch (cimc maps batch 1 unless
+    told otherwise; onnxruntime can then run batches). Not for inputs whose dim 0 is not
+    the batch (sequence-first RNNs)."""
     try:
         import torch
     except ImportError:
@@ -547,7 +548,7 @@ def export_torch(module, example_inputs, opset: int = 17) -> onnx.ModelProto:
             warnings.simplefilter("ignore")
             names = ["input"] if len(example_inputs) == 1 else [f"input{i}" for i in range(len(example_inputs))]
             torch.onnx.export(module, example_inputs, buf, opset_version=opset, dynamo=False, input_names=names,
-                              dynamic_axes={n: {0: "batch"} for n in names})
+                              dynamic_axes={n: {0: "batch"} for n in names} if dynamic_batch else None)
     except Exception as e:  # torch's exporter raises many types
         raise ModelError(f"torch.onnx.export failed for {type(module).__name__}: {str(e).splitlines()[0]}") from None
     finally:
