@@ -177,6 +177,11 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         if key.startswith(("duplicate_", "pack_", "schedule_")):
             info[key] = value
     stream = {k: module.get(k) for k in ("stream_inferences", "stream_makespan_ns") if module.get(k) is not None}
+    warnings = []
+    if chips_used > 1:
+        warnings.append(f"the weights need {chips_used} chips of {t.name} ({xbars_used} crossbars, {t.xbars} per chip); "
+                        "area counts every chip, but data moving between chips is not costed and weights are not "
+                        "reprogrammed: latency and energy are those of an ideal multi-chip link.")
     return Report(
         model=model or module.name, target=t.name, passes=passes or str(module.get("passes", "")),
         crossbars_used=xbars_used, crossbars_available=t.xbars * chips_used, chips_used=chips_used, budget=budget,
@@ -195,7 +200,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         gap={"throughput": period_ns / period_bound_ns - 1, "latency": latency_ns / latency_bound_ns - 1
              if latency_bound_ns else 0.0,
              "crossbars": xbars_used / max(crossbars_lower_bound(t, cells_one_copy), 1) - 1},
-        solver=info, stream=stream, layers=tuple(layers))
+        solver=info, stream=stream, warnings=tuple(warnings), layers=tuple(layers))
 
 
 def longest_path(module: Module, time_ns: dict[str, float]) -> float:

@@ -183,6 +183,61 @@ def _known(node) -> bool:
     return onnx.defs.has(node.op_type, domain)
 
 
+_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+
+
+def _shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` whose large weight tensors keep their name, type and dims but not
+    their data: cimc needs shapes only, and copies of the weights (shape inference copies the
+    model twice) would cost several times the file's size in memory. Small tensors (shape
+    constants, indices) keep their values for constant folding."""
+    light = onnx.ModelProto()
+    _copy_fields(model, light, skip="graph")
+    _copy_fields(model.graph, light.graph, skip="initializer")
+    g, lg = model.graph, light.graph
+    for t in g.initializer:
+        n = 1
+        for d in t.dims:
+            n *= d
+        if (t.data_type in _FLOATS and n > 64) or n > 65536:
+            nt = lg.initializer.add()
+            nt.name, nt.data_type = t.name, t.data_type
+            nt.dims.extend(t.dims)
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                nt.data_location = onnx.TensorProto.EXTERNAL
+                nt.external_data.extend(t.external_data)
+        else:
+            lg.initializer.add().CopyFrom(t)
+    return light
+
+
+def _copy_fields(src, dst, skip: str) -> None:
+    """Copy every set field of protobuf message `src` into `dst` except `skip`."""
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        if field.label == field.LABEL_REPEATED:
+            getattr(dst, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def _with_zero_weights(model: onnx.ModelProto) -> None:
+    """Give data-less (shape-only) initializers zeros, in place, so onnxruntime can run."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL or not (t.raw_data or t.float_data or t.int64_data
+                                                                  or t.int32_data or t.double_data):
+            dims = list(t.dims)
+            if not dims or all(d > 0 for d in dims):
+                z = numpy_helper.from_array(np.zeros(dims, dtype=helper.tensor_dtype_to_np_dtype(t.data_type)), t.name)
+                t.CopyFrom(z)
+
+
 def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
     """Shape inference; ops onnx does not know are taken as element-wise (their first
     output shaped like their first input) so that shapes flow past them."""
@@ -237,6 +292,7 @@ def _shapes_by_running(model: onnx.ModelProto, where: str, names: list[str]) -> 
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
+    _with_zero_weights(m)
     existing = {o.name for o in m.graph.output}
     for n in names:
         if n not in existing:
@@ -334,9 +390,7 @@ def import_onnx(source, target: Target, *, batch: int = 1, input_shapes: dict | 
             raise ModelError(f"{where}: opset {_opset(model)} is older than 7 and onnx's version converter "
                              f"could not upgrade it ({str(e).splitlines()[0]}). Re-export with opset 7 or newer.") from None
     else:
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        model = m
+        model = _shapes_only(model)
     for node in model.graph.node:
         for a in node.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):

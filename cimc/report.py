@@ -62,6 +62,7 @@ class Report:
     gap: dict = field(default_factory=dict)  # achieved / bound - 1, per figure
     solver: dict = field(default_factory=dict)  # what each solving pass used and proved
     stream: dict = field(default_factory=dict)  # K inferences scheduled back to back
+    warnings: tuple = ()  # what the figures leave out for this mapping (e.g. traffic between chips)
     layers: tuple[LayerCost, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -118,4 +119,5 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
         ("compile time", f"{r.compile_s:.3f} s", ""),
     ]
     lines += [f"{a:<24} {b:>16} {c:>16}" for a, b, c in rows]
+    lines += [f"warning: {w}" for w in r.warnings]
     return "\n".join(lines)

@@ -225,3 +225,143 @@ class SmallCNN(nn.Module):
 
 def small_cnn(widths: tuple[int, ...] = (16, 32), classes: int = 10, in_channels: int = 1, image: int = 28) -> nn.Module:
     return SmallCNN(widths, classes, in_channels, image)
+
+
+# ---- large networks for the scale benchmark ----------------------------------------------
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (strided), 1x1 expand by 4, with a projection shortcut where needed."""
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = 4 * width
+        self.body = nn.Sequential(_conv_bn(cin, width, 1), _conv_bn(width, width, 3, stride),
+                                  _conv_bn(width, cout, 1, act=None))
+        self.short = nn.Sequential() if stride == 1 and cin == cout else _conv_bn(cin, cout, 1, stride, act=None)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.short(x))
+
+
+class BottleneckResNet(nn.Module):
+    def __init__(self, blocks: tuple[int, ...], classes: int = 1000):
+        super().__init__()
+        self.stem = nn.Sequential(_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+        layers, cin = [], 64
+        for i, (n, w) in enumerate(zip(blocks, (64, 128, 256, 512))):
+            for j in range(n):
+                layers.append(Bottleneck(cin, w, 2 if (j == 0 and i > 0) else 1))
+                cin = 4 * w
+        self.stages = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1))
+
+
+def resnet50(classes: int = 1000) -> nn.Module:
+    return BottleneckResNet((3, 4, 6, 3), classes)
+
+
+def resnet101(classes: int = 1000) -> nn.Module:
+    return BottleneckResNet((3, 4, 23, 3), classes)
+
+
+def resnet152(classes: int = 1000) -> nn.Module:
+    return BottleneckResNet((3, 8, 36, 3), classes)
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int, bn_size: int = 4):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, bn_size * growth, 1, bias=False),
+                                  nn.BatchNorm2d(bn_size * growth), nn.ReLU(),
+                                  nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.body(x)], 1)
+
+
+class DenseNet(nn.Module):
+    """DenseNet-BC (Huang et al. 2017): dense blocks joined by 1x1 conv + 2x2 average-pool transitions."""
+
+    def __init__(self, blocks=(6, 12, 24, 16), growth: int = 32, init: int = 64, classes: int = 1000):
+        super().__init__()
+        layers = [nn.Conv2d(3, init, 7, 2, 3, bias=False), nn.BatchNorm2d(init), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+        c = init
+        for i, n in enumerate(blocks):
+            for _ in range(n):
+                layers.append(DenseLayer(c, growth))
+                c += growth
+            if i < len(blocks) - 1:
+                layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2)]
+                c //= 2
+        layers += [nn.BatchNorm2d(c), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+def densenet121(classes: int = 1000) -> nn.Module:
+    return DenseNet((6, 12, 24, 16), 32, 64, classes)
+
+
+class Encoder(nn.Module):
+    """Pre-norm transformer encoder: LayerNorm, multi-head self-attention, LayerNorm, GELU MLP."""
+
+    def __init__(self, dim: int, heads: int, mlp: int, depth: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, heads, mlp, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+
+class ViT(nn.Module):
+    """Vision transformer (Dosovitskiy et al. 2021): patch embedding conv, class token, learned
+    position embedding, pre-norm encoder, linear head on the class token."""
+
+    def __init__(self, image: int = 224, patch: int = 16, dim: int = 768, depth: int = 12, heads: int = 12,
+                 mlp: int = 3072, classes: int = 1000):
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, patch, patch)
+        tokens = (image // patch) ** 2 + 1
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, tokens, dim))
+        self.encoder = Encoder(dim, heads, mlp, depth)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        return self.head(self.encoder(x)[:, 0])
+
+
+def vit_b16(classes: int = 1000, depth: int = 12) -> nn.Module:
+    return ViT(224, 16, 768, depth, 12, 3072, classes)
+
+
+class BertEncoder(nn.Module):
+    """BERT-base-sized encoder on token embeddings [batch, tokens, dim] (the embedding lookup
+    stays off the crossbars), with a pooler and a classifier."""
+
+    def __init__(self, dim: int = 768, depth: int = 12, heads: int = 12, ff: int = 3072, classes: int = 2):
+        super().__init__()
+        self.encoder = Encoder(dim, heads, ff, depth)
+        self.pooler = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.pooler(self.encoder(x)[:, 0])))
+
+
+def bert_base(depth: int = 12, classes: int = 2) -> nn.Module:
+    return BertEncoder(768, depth, 12, 3072, classes)

@@ -103,3 +103,17 @@ def test_alexnet_digital_ops_are_listed():
     r = cimc.compile(zoo("bvlc_alexnet"), "rram-256", "lower,partition,cost")
     fns = {layer.fn for layer in r.report.layers if layer.crossbars == 0 and layer.rows == 0}
     assert {"LRN", "MaxPool", "Relu", "Softmax"} <= fns
+
+
+def test_model_too_big_for_one_chip_is_refused_or_flagged():
+    """VGG-19 needs 17,536 crossbars of rram-256 (4,032 on a chip): the optimising pipeline
+    refuses it with the count it would need; the baseline spreads it over chips and says
+    in the report what that leaves out."""
+    with pytest.raises(cimc.errors.Infeasible, match=r"17536 crossbars at best.*budget of 4032"):
+        cimc.compile(zoo("vgg19"), "rram-256", "full")
+    r = cimc.compile(zoo("vgg19"), "rram-256", "baseline")
+    assert r.chips_used == 5 and r.area_mm2 > 4 * r.chip_area_mm2 * 0.8
+    assert r.warnings and "5 chips" in r.warnings[0] and "not costed" in r.warnings[0]
+    assert "warning:" in r.report.table()
+    small = cimc.compile(zoo("squeezenet"), "rram-256", "baseline")
+    assert small.chips_used == 1 and small.warnings == ()
