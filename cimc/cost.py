@@ -57,10 +57,19 @@ def block_mvm_ns(target, block: Op) -> float:
     return fp.reads_per_mvm * target.read_ns(fp.active_cols)
 
 
-def block_mvm_pj(target, block: Op) -> float:
+def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
+    """Energy (pJ) of one MVM of a block: (DACs and row periphery, the array, the ADCs)."""
     fp = block_footprint(target, block)
-    return fp.reads_per_mvm * (fp.rows * target.row_read_pj + fp.rows * fp.active_cols * target.cell_read_fj * 1e-3
-                               + fp.active_cols * target.adc_conversion_pj)
+    n = fp.reads_per_mvm
+    return (n * fp.rows * target.row_read_pj, n * fp.rows * fp.active_cols * target.cell_read_fj * 1e-3,
+            n * fp.active_cols * target.adc_conversion_pj)
+
+
+def block_mvm_pj(target, block: Op) -> float:
+    return sum(block_mvm_parts(target, block))
+
+
+COMPONENTS = ("adc", "dac_and_periphery", "array", "digital", "buffer", "network", "static")
 
 
 def mapping_loads(module: Module):
@@ -76,12 +85,12 @@ def mapping_loads(module: Module):
             blocks[op.operands[0]].append(op)
             copies[op.operands[0]] = max(copies[op.operands[0]], op["copy"] + 1)
     layer_xbar_load: dict[str, dict] = {}
-    layer_energy_pj: dict[str, float] = {}
+    layer_energy_pj: dict[str, dict] = {}
     xbar_load: dict = defaultdict(float)
     for name, bs in blocks.items():
         layer = defs[name]
         per_xbar: dict = defaultdict(float)
-        energy = 0.0
+        energy = {"dac_and_periphery": 0.0, "array": 0.0, "adc": 0.0}
         for b in bs:
             n = block_share(b, layer["mvms"], copies[name])
             p = placed.get(b.result)
@@ -89,7 +98,10 @@ def mapping_loads(module: Module):
             load = n * block_mvm_ns(t, b)
             per_xbar[key] += load
             xbar_load[key] += load
-            energy += n * block_mvm_pj(t, b)
+            row, array, adc = block_mvm_parts(t, b)
+            energy["dac_and_periphery"] += n * row
+            energy["array"] += n * array
+            energy["adc"] += n * adc
         layer_xbar_load[name] = per_xbar
         layer_energy_pj[name] = energy
     return copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed
@@ -108,6 +120,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     base_ns: dict[str, float] = {}
     digital_ops_total = 0
     total_energy_pj = 0.0
+    totals = dict.fromkeys(COMPONENTS, 0.0)
     cells_one_copy = cells_all = 0
     block_read_work_ns = 0.0  # one copy of every block, all MVMs: invariant under duplication
     longest_mvm_ns = 0.0
@@ -118,7 +131,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         in_elems = sum(math.prod(defs[o]["shape"]) for o in op.operands if o in defs)
         traffic_bytes = (in_elems + math.prod(op["shape"])) * data_bytes
         traffic_ns = traffic_bytes / t.buffer_bytes_per_ns
-        energy_pj = traffic_bytes * t.buffer_pj_per_byte
+        parts = dict.fromkeys(COMPONENTS, 0.0)
+        parts["buffer"] = traffic_bytes * t.buffer_pj_per_byte
         if op.kind in WEIGHT_KINDS:
             cells = weight_cells(t, op) if op.get("rows") is not None else 0
             cells_one_copy += cells
@@ -127,10 +141,11 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             cells_all += cells * c
             mvm_ns = max((block_mvm_ns(t, b) for b in bs if b["copy"] == 0), default=0.0)
             compute_ns = max(layer_xbar_load.get(op.result, {}).values(), default=0.0)
-            energy_pj += layer_energy_pj.get(op.result, 0.0)
+            for k, v in layer_energy_pj.get(op.result, {}).items():
+                parts[k] += v
             if bs:  # partial sums of row blocks are added in the digital units
                 row_blocks = len({b["rows"] for b in bs if b["copy"] == 0})
-                energy_pj += (row_blocks - 1) * op["mvms"] * op["groups"] * op["cols"] * t.digital_op_pj
+                parts["digital"] += (row_blocks - 1) * op["mvms"] * op["groups"] * op["cols"] * t.digital_op_pj
                 block_read_work_ns += op["mvms"] * sum(block_mvm_ns(t, b) for b in bs if b["copy"] == 0)
                 longest_mvm_ns = max(longest_mvm_ns, mvm_ns)
                 base_period_ns = max(base_period_ns, op["mvms"] * mvm_ns)
@@ -138,21 +153,25 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             bound_ns[op.result] = mvm_ns
             base_ns[op.result] = max(op["mvms"] * mvm_ns, traffic_ns)
             n_xbars = len(layer_xbar_load.get(op.result, {}))
+            energy_pj = sum(parts.values())
             layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"], len(bs),
-                                    c, n_xbars, latency, energy_pj * 1e-3))
+                                    c, n_xbars, latency, energy_pj * 1e-3, energy_breakdown_nj=_nj(parts)))
         else:
             ops = op["ops"] if op.kind in DIGITAL_KINDS else 0
             digital_ops_total += ops
-            energy_pj += ops * t.digital_op_pj
+            parts["digital"] += ops * t.digital_op_pj
+            energy_pj = sum(parts.values())
             latency = max(ops / t.digital_ops_per_ns, traffic_ns)
             base_ns[op.result] = latency
             # a scheduled digital op streams: after its input's last row it needs one row's time
             rows = op["shape"][2] if len(op["shape"]) == 4 else 1
             bound_ns[op.result] = latency / max(rows, 1)
             layers.append(LayerCost(op.result, op.kind, 0, 0, 0, 0, 0, 0, 0, latency, energy_pj * 1e-3,
-                                    fn=op.get("fn", "")))
+                                    fn=op.get("fn", ""), energy_breakdown_nj=_nj(parts)))
         time_ns[op.result] = latency
         total_energy_pj += energy_pj
+        for k, v in parts.items():
+            totals[k] += v
 
     slots = {op.operands[0]: op for op in module.ops if op.kind == "sched.slot"}
     latency_ns = max((s["end_ns"] for s in slots.values()), default=0.0) if slots else longest_path(module, time_ns)
@@ -171,6 +190,10 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                           float(module.get("period_bound_ns", 0.0)), 1e-9)
     base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)), 1e-9)
     area = tiles_used * t.tile_area_mm2
+    # static power of the tiles in use (buffers, bus, router share, idle digital units) over the
+    # time one inference holds them in the pipeline: one period (mW x ns = pJ)
+    totals["static"] = tiles_used * t.tile_overhead_power_mw * period_ns
+    total_energy_pj += totals["static"]
     energy_nj = total_energy_pj * 1e-3
     info = dict(solver or {})
     for key, value in module.attrs:
@@ -200,7 +223,12 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         gap={"throughput": period_ns / period_bound_ns - 1, "latency": latency_ns / latency_bound_ns - 1
              if latency_bound_ns else 0.0,
              "crossbars": xbars_used / max(crossbars_lower_bound(t, cells_one_copy), 1) - 1},
-        solver=info, stream=stream, warnings=tuple(warnings), layers=tuple(layers))
+        solver=info, stream=stream, warnings=tuple(warnings), energy_breakdown_nj=_nj(totals),
+        layers=tuple(layers))
+
+
+def _nj(parts: dict) -> dict:
+    return {k: v * 1e-3 for k, v in parts.items()}
 
 
 def longest_path(module: Module, time_ns: dict[str, float]) -> float:

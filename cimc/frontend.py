@@ -443,6 +443,7 @@ def _build(g: _Graph, nodes, target: Target, module_name: str, where: str) -> Mo
         label = node.name or node.output[0]
         result = fresh(node.name if node.name and node.name not in used_names else node.output[0])
         operands = [alias[a] for a in acts]
+        _check_arity(node, g, where, label)
         made = _lower_node(node, g, result, operands, where, label)
         ops.extend(made)
         alias[node.output[0]] = result
@@ -460,6 +461,22 @@ def _build(g: _Graph, nodes, target: Target, module_name: str, where: str) -> Mo
         raise ModelError(f"{where}: the model has no weight layer (Conv, ConvTranspose, Gemm, MatMul with a "
                          "constant operand, LSTM/GRU/RNN); there is nothing to put on crossbars.")
     return Module(module_name, target, tuple(ops), freeze_attrs({"source": where}))
+
+
+def _check_arity(node, g: "_Graph", where: str, label: str) -> None:
+    """Input and output counts against the op's ONNX schema (a damaged graph can break them)."""
+    if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
+        return
+    try:
+        schema = onnx.defs.get_schema(node.op_type, _opset(g.model))
+    except Exception:  # no schema at this opset: shape inference has already judged the node
+        return
+    given = sum(1 for _ in node.input)
+    least = 2 if node.op_type == "Gemm" else schema.min_input  # C is optional in practice before opset 11 too
+    if given < least or given > schema.max_input or len(node.output) < schema.min_output:
+        raise ModelError(f"{where}: node '{label}' ({node.op_type}) has {given} inputs and {len(node.output)} outputs; "
+                         f"ONNX opset {_opset(g.model)} needs {least} to {schema.max_input} inputs and at "
+                         f"least {schema.min_output} output(s). The graph is damaged; export it again.")
 
 
 def _numel(shape) -> int:

@@ -31,6 +31,7 @@ class LayerCost:
     latency_ns: float
     energy_nj: float
     fn: str = ""
+    energy_breakdown_nj: dict = field(default_factory=dict)  # adc, dac_and_periphery, array, digital, buffer, ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ class Report:
     gap: dict = field(default_factory=dict)  # achieved / bound - 1, per figure
     solver: dict = field(default_factory=dict)  # what each solving pass used and proved
     stream: dict = field(default_factory=dict)  # K inferences scheduled back to back
-    warnings: tuple = ()  # what the figures leave out for this mapping (e.g. traffic between chips)
+    warnings: tuple = ()
+    # per component, summed over the layers; "static" is the tiles' static power over one period
+    # (included in energy_nj); "network" is 0: the on-chip network is not modelled yet
+    energy_breakdown_nj: dict = field(default_factory=dict)  # what the figures leave out for this mapping (e.g. traffic between chips)
     layers: tuple[LayerCost, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -119,5 +123,8 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
         ("compile time", f"{r.compile_s:.3f} s", ""),
     ]
     lines += [f"{a:<24} {b:>16} {c:>16}" for a, b, c in rows]
+    if r.energy_breakdown_nj and r.energy_nj:
+        parts = ", ".join(f"{k} {100 * v / r.energy_nj:.0f}%" for k, v in r.energy_breakdown_nj.items() if v > 0)
+        lines.append(f"energy by component: {parts}")
     lines += [f"warning: {w}" for w in r.warnings]
     return "\n".join(lines)
