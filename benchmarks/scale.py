@@ -4,7 +4,7 @@
 
 Models are the project's own torch builders, exported once to ONNX (weights included, as a
 user would have them) into --out. Each compile runs in a fresh process so its peak resident
-memory (ru_maxrss) is its own; "import floor" is the same process doing only the imports and
+memory (VmHWM) is its own; "import floor" is the same process doing only the imports and
 reading the file. Writes a table (stdout and scale.md) and a plot (scale.png) into --out.
 """
 
@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CHILD = r"""
-import json, resource, sys, time
-t0 = time.perf_counter()
+import json, re, sys, time
+def hwm():  # peak resident memory of this process in KiB (VmHWM resets at exec, ru_maxrss does not)
+    return int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
 import cimc
 path, passes = sys.argv[1], sys.argv[2]
-floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+floor = hwm()
 t1 = time.perf_counter()
 out = {"floor_mb": floor / 1024}
 try:
@@ -35,7 +36,7 @@ try:
 except cimc.errors.CimcError as e:
     out.update(ok=False, error=str(e)[:200])
 out["compile_s"] = time.perf_counter() - t1
-out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_mb"] = hwm() / 1024
 print(json.dumps(out))
 """
 

@@ -225,17 +225,33 @@ def _copy_fields(src, dst, skip: str) -> None:
 
 
 def _with_zero_weights(model: onnx.ModelProto) -> None:
-    """Give data-less (shape-only) initializers zeros, in place, so onnxruntime can run."""
+    """Make data-less (shape-only) initializers zeros, in place, so onnxruntime can run: each
+    becomes a ConstantOfShape node, so the model stays small and the zeros exist only once,
+    inside onnxruntime."""
     import numpy as np
     from onnx import helper, numpy_helper
 
+    keep, made = [], []
     for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL or not (t.raw_data or t.float_data or t.int64_data
-                                                                  or t.int32_data or t.double_data):
-            dims = list(t.dims)
-            if not dims or all(d > 0 for d in dims):
-                z = numpy_helper.from_array(np.zeros(dims, dtype=helper.tensor_dtype_to_np_dtype(t.data_type)), t.name)
-                t.CopyFrom(z)
+        has_data = t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data
+        if t.data_location != onnx.TensorProto.EXTERNAL and has_data:
+            keep.append(t)
+            continue
+        shape_name = f"__cimc_shape_{t.name}"
+        keep.append(numpy_helper.from_array(np.array(list(t.dims), dtype=np.int64), shape_name))
+        zero = helper.make_tensor("value", t.data_type, [1], [0])
+        made.append(helper.make_node("ConstantOfShape", [shape_name], [t.name], value=zero))
+    if not made:
+        return
+    names = {n.output[0] for n in made}
+    inputs = [i for i in model.graph.input if i.name not in names]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(made + nodes)
 
 
 def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
