@@ -32,11 +32,15 @@ if torch is not None:
     class NoisyWeight(torch.nn.Module):
         """Parametrization: W -> s * (q + cell noise), q = round(W / s) with a straight-through gradient."""
 
-        def __init__(self, precision: Precision, variation: Variation, gen: "torch.Generator"):
+        def __init__(self, precision: Precision, variation: Variation, gen: "torch.Generator",
+                     clip_std: float | None = None):
             super().__init__()
-            self.precision, self.variation, self.gen = precision, variation, gen
+            self.precision, self.variation, self.gen, self.clip_std = precision, variation, gen, clip_std
 
         def forward(self, w):
+            if self.clip_std:
+                c = float(self.clip_std * w.detach().std())
+                w = torch.clamp(w, -c, c)
             if not self.training:
                 return w
             p = self.precision
@@ -56,11 +60,14 @@ def _weight_modules(model):
 
 def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 3, batch: int = 128, lr: float = 2e-3,
         variation: Variation | None = None, target="rram-256", seed: int = 0, weight_decay: float = 0.0,
-        log=None):
+        clip_std: float | None = None, log=None):
     """Train `model` on (x, y) with Adam and a cosine schedule; returns the model in eval mode.
 
     variation: device variation to train under (None: plain training). target: the target
-    whose weight bits, cell bits and signed encoding the noise follows.
+    whose weight bits, cell bits and signed encoding the noise follows. clip_std: clip each
+    weight tensor to +-clip_std standard deviations while training (and in the result): the
+    quantisation scale, and with it the cell noise, then follows the bulk of the weights
+    rather than their largest outlier.
     """
     need_torch("Training")
     from cimc.targets import load_target
@@ -71,7 +78,7 @@ def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 3, batch: int = 12
     if variation is not None:
         prec = Precision.of(load_target(target))
         for m in _weight_modules(model):
-            parametrize.register_parametrization(m, "weight", NoisyWeight(prec, variation, gen))
+            parametrize.register_parametrization(m, "weight", NoisyWeight(prec, variation, gen, clip_std))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
@@ -94,8 +101,8 @@ def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 3, batch: int = 12
             log(f"epoch {ep + 1}/{epochs}: loss {total / len(xt):.4f}")
     model.eval()
     if variation is not None:
-        for m in _weight_modules(model):
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+        for m in _weight_modules(model):  # keep the clipped weights, drop the noise
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=bool(clip_std))
     del params
     return model
 

@@ -119,6 +119,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
         goal = _longest_path_var(m, module, layer_time, horizon)
     m.minimize(goal)
     solver = cp_model.CpSolver()
+    solver.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
     solver.parameters.num_workers = 1  # deterministic: one worker, a fixed seed, a deterministic time limit
     solver.parameters.random_seed = 0
     solver.parameters.max_deterministic_time = time_limit
@@ -139,6 +140,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
         for (c, q), x in cands_xs:
             m.add_hint(x, solver.boolean_value(x))
     second = cp_model.CpSolver()
+    second.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
     second.parameters.num_workers = 1
     second.parameters.random_seed = 0
     second.parameters.max_deterministic_time = time_limit

@@ -633,6 +633,7 @@ class PackPass:
                     if a < b and ib.layer in neighbours.get(ia.layer, ()):
                         m.add_bool_or([present[a][j].Not(), present[b][j].Not()])
         solver = cp_model.CpSolver()
+        solver.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = 0
         solver.parameters.max_deterministic_time = self.time_limit

@@ -183,6 +183,7 @@ def _cp_sat(jobs: list[_Job], k: int, hint: dict, time_limit: float):
             m.add_no_overlap(intervals)
     m.minimize(end)
     solver = cp_model.CpSolver()
+    solver.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
     solver.parameters.max_deterministic_time = time_limit

@@ -172,3 +172,22 @@ def test_zoo_model_from_the_command_line():
     code, out, err = run("compile", zoo("squeezenet"), "--target", "isaac")
     assert code == 0, err
     assert "isaac" in out
+
+
+def test_interrupted_compile_keeps_the_previous_output(tmp_path):
+    """Ctrl-C in the middle of a compile: exit 130, a message, the old output untouched, no temp file."""
+    import signal
+    import time
+
+    out = tmp_path / "out.cim"
+    out.write_text("previous mapping\n")
+    p = subprocess.Popen([sys.executable, "-m", "cimc", "compile", str(zoo("densenet121")), "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)  # imports done, the compile is running (it takes well over 3 s)
+    assert p.poll() is None, "the compile ended before it could be interrupted"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert out.read_text() == "previous mapping\n"
+    assert [x.name for x in tmp_path.iterdir()] == ["out.cim"]
