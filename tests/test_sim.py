@@ -310,10 +310,14 @@ def digits_models(tmp_path_factory):
     from cimc.train import fit
 
     d = load_dataset("digits")
-    out = {}
+    import copy
+
     folder = tmp_path_factory.mktemp("digits")
-    for name, var in (("plain", None), ("aware", Variation(sigma=0.15))):
-        net = fit(small_cnn((8,), image=8), d.x_train, d.y_train, epochs=25, batch=64, lr=5e-3, variation=var, seed=0)
+    plain = fit(small_cnn((8,), image=8), d.x_train, d.y_train, epochs=25, batch=64, lr=5e-3, seed=0)
+    aware = fit(copy.deepcopy(plain), d.x_train, d.y_train, epochs=15, batch=64, lr=2e-3, seed=1,
+                variation=Variation(sigma=0.1), clip_std=2.5)
+    out = {}
+    for name, net in (("plain", plain), ("aware", aware)):
         path = folder / f"{name}.onnx"
         onnx.save(export(net, (1, 1, 8, 8)), path)
         out[name] = path
