@@ -7,6 +7,12 @@ Models: the project's small CNN (Fashion-MNIST size, random weights: speed does 
 on the values) and ResNet-20 (CIFAR size). Settings: the target's 8-bit weights in 2-bit cells,
 8-bit inputs through 1-bit DACs, 8-bit ADCs, Gaussian variation sigma = 0.1 (the sliced
 path with an ADC per read); "no ADC" is the exact collapsed path (adc_bits = 0).
+
+Why the per-read path is slow: the chip does 8 reads (8-bit inputs, 1-bit DACs) x 4 slices
+(8-bit weights, 2-bit cells) x 2 arrays (differential) = 64 column partial sums for every
+multiply-accumulate of the float network, and each goes through an ADC. The simulator does
+exactly that work in float32 matmuls (about 60% of its time) plus the ADC rounding, so it
+cannot come near onnxruntime's float speed without leaving the per-read model.
 """
 
 from __future__ import annotations
