@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 # Fashion-MNIST from Debian's package (the accuracy tests and example use it; nothing is downloaded at run time).
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+NODATA := warning: could not install Debian's dataset-fashion-mnist (needs apt and root or sudo); the test of its loader then checks the error message instead
 $(FMNIST):
-	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
-	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
-	else echo "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) as root"; exit 1; fi
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) || echo "$(NODATA)"; \
+	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then (sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null) || echo "$(NODATA)"; \
+	else echo "$(NODATA)"; fi
 data: $(FMNIST)
 
 $(STAMP): pyproject.toml
