@@ -483,6 +483,7 @@ class Interpreter:
                                  "MLPs and transformers.")
         self.nodes = []
         self.batch = 1
+        self._attr_cache: dict = {}
         for node in g.node:  # topological in every valid ONNX graph
             if all((not x) or x in self.const for x in node.input) and node.op_type not in ("RandomNormal",):
                 outs = self._eval(node, [self.const.get(x) if x else None for x in node.input])
@@ -492,15 +493,22 @@ class Interpreter:
             else:
                 self.nodes.append(node)
 
+    def _attrs_of(self, node) -> dict:
+        key = node.output[0]  # outputs are unique in a graph (protobuf wrappers' ids are not stable)
+        a = self._attr_cache.get(key)
+        if a is None:
+            a = self._attr_cache[key] = _attrs(node)
+        return a
+
     def _eval(self, node, inputs):
         try:
             if node.op_type == "Split":
-                return _split(inputs[0], _attrs(node), inputs, len(node.output), self.opset)
+                return _split(inputs[0], self._attrs_of(node), inputs, len(node.output), self.opset)
             if node.op_type == "Reshape":
-                a = _attrs(node)
+                a = self._attrs_of(node)
                 return [_reshape(inputs[0], a["shape"] if self.opset < 5 else _ints(inputs[1]), a.get("allowzero", 0),
                                  self.batch)]
-            out = OPS[node.op_type](inputs, _attrs(node), self.opset)
+            out = OPS[node.op_type](inputs, self._attrs_of(node), self.opset)
         except ModelError:
             raise
         except Exception as e:

@@ -42,7 +42,7 @@ import onnx
 from cimc.errors import CimcError, ModelError
 from cimc.ir import Module
 from cimc.mapping import WEIGHT_KINDS
-from cimc.onnx_torch import Interpreter, batchnorm, conv, conv_pads, need_torch, torch_pad
+from cimc.onnx_torch import Interpreter, conv_pads, need_torch, torch_pad
 
 try:
     import torch

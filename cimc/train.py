@@ -74,7 +74,6 @@ def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 3, batch: int = 12
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    params = []
     if variation is not None:
         prec = Precision.of(load_target(target))
         for m in _weight_modules(model):
@@ -96,14 +95,13 @@ def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 3, batch: int = 12
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         if log:
             log(f"epoch {ep + 1}/{epochs}: loss {total / len(xt):.4f}")
     model.eval()
     if variation is not None:
         for m in _weight_modules(model):  # keep the clipped weights, drop the noise
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=bool(clip_std))
-    del params
     return model
 
 

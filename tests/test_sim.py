@@ -13,7 +13,6 @@ from torch import nn
 
 import cimc
 from cimc.data import DataError, fit_inputs, load_dataset
-from cimc.errors import CimcError
 from cimc.search.networks import TinyTransformer, mobilenet_tiny, small_cnn
 from cimc.sim import Precision, SimError, Simulator, Variation, effective_weights, quantize_weights
 
@@ -95,7 +94,7 @@ def test_ideal_chip_with_many_bits_matches_onnxruntime(convbn):
 def fake_quant_reference(model, sim, x):
     """Independent reference: each crossbar layer as a float conv/linear of weights quantised
     per layer and inputs quantised with the simulator's calibrated input scale."""
-    from cimc.onnx_torch import Interpreter, batchnorm, conv
+    from cimc.onnx_torch import Interpreter, conv
 
     interp = Interpreter(model)
     wbits = sim.precision.weight_bits
