@@ -16,7 +16,8 @@ The model, per weight layer (Conv as im2col rows x C_out/g per group, Gemm/MatMu
   is never finer than one cell level times one input digit), then shift-and-add across
   digits, slices, the signed pair and the blocks of the layer (digital, exact);
 - a layer's copies each hold their own cells (their own variation); copy k computes the
-  MVMs the mapping gives it (contiguous runs of output pixels, `share` sized);
+  MVMs the mapping gives it (contiguous runs of output pixels, `share` sized; a layer with
+  fewer MVMs per inference than copies, like a classifier, takes turns over the inputs);
 - device non-idealities per cell, in units of the cell's conductance range (a cell at
   level l of L = 2^cell_bits levels has normalised conductance g = l / (L-1)), following
   HARDWARE.md: Gaussian g + N(0, sigma); lognormal g * exp(N(0, lognormal)); stuck-at
@@ -535,7 +536,11 @@ class Simulator:
             if n == 1 or (K == 1 and len(members) == n):
                 gidx = torch.arange(M).unsqueeze(0)
             else:
-                runs = [torch.nonzero((mvm >= bounds[k]) & (mvm < bounds[k + 1])).flatten() for k in members]
+                if per_inf < n:  # fewer MVMs per inference than copies: the stream takes turns on the copies
+                    turn = torch.arange(M) % n
+                    runs = [torch.nonzero(turn == k).flatten() for k in members]
+                else:
+                    runs = [torch.nonzero((mvm >= bounds[k]) & (mvm < bounds[k + 1])).flatten() for k in members]
                 if K == 1:
                     runs = [torch.cat(runs)]
                 width = max(1, max(len(r) for r in runs))

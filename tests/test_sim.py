@@ -354,3 +354,26 @@ def test_cli_eval_prints_json_and_refuses_data_that_does_not_fit(digits_models, 
     assert "takes [1, 8, 8]" in err and "Traceback" not in err
     assert main(["eval", str(digits_models["plain"]), "--data", "digits", "--sigma", "-1"]) == 1
     assert "must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_copies_of_a_layer_with_one_mvm_per_input_take_turns_over_the_inputs():
+    """A classifier does one MVM per input; with several copies (cimc's passes make none, since
+    copies split an inference's MVMs, but a hand-edited mapping may), successive inputs use
+    different copies, so under variation the same input gives different outputs."""
+    from cimc.passes.duplicate import with_copies
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    model = export(net, (1, 64))
+    base = compiled(model, "lower,partition")
+    layers = [op.result for op in base.ops if op.kind == "nn.matmul"]
+    module = with_copies(base, {name: 3 for name in layers})
+    cimc.verify(module)
+    x = np.repeat(inputs((1, 64), n=1), 4, axis=0)
+    sim = Simulator(model, module, variation=Variation(sigma=0.1))
+    sim.calibrate(x)
+    ideal = sim.run(x, "quant")
+    assert np.allclose(ideal, ideal[:1])
+    sim.program(0)
+    noisy = sim.run(x, "quant")
+    assert not np.allclose(noisy[0], noisy[1])
