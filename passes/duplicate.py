@@ -78,6 +78,8 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     """Copies per layer, the period (or latency) they reach in ns, and solver facts."""
     from ortools.sat.python import cp_model
 
+    from cimc.passes.solver import deterministic_solver
+
     t = module.target
     cap_cells = int(fill * budget * t.cells_per_xbar)
     base_cells = sum(i.cells for i in infos)
@@ -118,11 +120,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     else:
         goal = _longest_path_var(m, module, layer_time, horizon)
     m.minimize(goal)
-    solver = cp_model.CpSolver()
-    solver.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
-    solver.parameters.num_workers = 1  # deterministic: one worker, a fixed seed, a deterministic time limit
-    solver.parameters.random_seed = 0
-    solver.parameters.max_deterministic_time = time_limit
+    solver = deterministic_solver(time_limit)
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise Infeasible(f"model '{module.name}': the duplication model has no solution within {budget} crossbars "
@@ -139,11 +137,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     for (cands_xs) in choice.values():
         for (c, q), x in cands_xs:
             m.add_hint(x, solver.boolean_value(x))
-    second = cp_model.CpSolver()
-    second.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
-    second.parameters.num_workers = 1
-    second.parameters.random_seed = 0
-    second.parameters.max_deterministic_time = time_limit
+    second = deterministic_solver(time_limit)
     status2 = second.solve(m)
     final = second if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
     copies = {name: next(c for (c, q), x in cx if final.boolean_value(x)) for name, cx in choice.items()}

@@ -594,6 +594,8 @@ class PackPass:
     def _exact(self, t, items, cap, k, layer_cap, neighbours):
         from ortools.sat.python import cp_model
 
+        from cimc.passes.solver import deterministic_solver
+
         if k < 1:
             return None
         m = cp_model.CpModel()
@@ -632,11 +634,7 @@ class PackPass:
                 for b, ib in enumerate(items):
                     if a < b and ib.layer in neighbours.get(ia.layer, ()):
                         m.add_bool_or([present[a][j].Not(), present[b][j].Not()])
-        solver = cp_model.CpSolver()
-        solver.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
-        solver.parameters.num_workers = 1
-        solver.parameters.random_seed = 0
-        solver.parameters.max_deterministic_time = self.time_limit
+        solver = deterministic_solver(self.time_limit)
         status = solver.solve(m)
         if status == cp_model.INFEASIBLE:
             return None

@@ -151,6 +151,8 @@ def _list_pass(jobs: list[_Job], k: int, interleave: bool) -> dict[tuple[int, st
 def _cp_sat(jobs: list[_Job], k: int, hint: dict, time_limit: float):
     from ortools.sat.python import cp_model
 
+    from cimc.passes.solver import deterministic_solver
+
     u = lambda ns: int(math.ceil(ns * UNITS_PER_NS - 1e-9))  # noqa: E731
     horizon = u(max(e for _, e in hint.values())) + k * len(jobs) * 4 + 1
     m = cp_model.CpModel()
@@ -182,11 +184,7 @@ def _cp_sat(jobs: list[_Job], k: int, hint: dict, time_limit: float):
         if len(intervals) > 1:
             m.add_no_overlap(intervals)
     m.minimize(end)
-    solver = cp_model.CpSolver()
-    solver.parameters.catch_sigint_signal = False  # Ctrl-C reaches Python as KeyboardInterrupt
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = 0
-    solver.parameters.max_deterministic_time = time_limit
+    solver = deterministic_solver(time_limit)
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, solver.status_name(status)
