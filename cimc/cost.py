@@ -54,15 +54,17 @@ def block_share(block: Op, mvms: int, copies: int) -> int:
 
 def block_mvm_ns(target, block: Op) -> float:
     fp = block_footprint(target, block)
-    return fp.reads_per_mvm * target.read_ns(fp.active_cols)
+    return (fp.reads_per_mvm + target.mvm_fill_reads) * target.read_ns(fp.active_cols)
 
 
 def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
-    """Energy (pJ) of one MVM of a block: (DACs and row periphery, the array, the ADCs)."""
+    """Energy (pJ) of one MVM of a block: (DACs and row periphery, the array, the ADCs).
+    Every row is driven once per input digit, also when the rows are read in parts; every
+    read converts its active columns."""
     fp = block_footprint(target, block)
-    n = fp.reads_per_mvm
+    n = fp.reads_per_mvm // fp.row_splits
     return (n * fp.rows * target.row_read_pj, n * fp.rows * fp.active_cols * target.cell_read_fj * 1e-3,
-            n * fp.active_cols * target.adc_conversion_pj)
+            fp.reads_per_mvm * fp.active_cols * target.adc_conversion_pj)
 
 
 def block_mvm_pj(target, block: Op) -> float:
@@ -107,12 +109,98 @@ def mapping_loads(module: Module):
     return copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed
 
 
+def router_hops(t, a: int, b: int) -> int:
+    """Routers a transfer from tile `a` to tile `b` of one chip passes through: none within a
+    tile; on a bus, one; on a mesh of routers (each shared by `tiles_per_router` tiles, laid
+    out row by row on the smallest square grid), the Manhattan distance plus one."""
+    if a == b:
+        return 0
+    if t.noc == "bus":
+        return 1
+    ra, rb = (a % t.tiles) // t.tiles_per_router, (b % t.tiles) // t.tiles_per_router
+    width = math.isqrt(max(-(-t.tiles // t.tiles_per_router) - 1, 0)) + 1
+    return abs(ra % width - rb % width) + abs(ra // width - rb // width) + 1
+
+
+def home_tiles(module: Module, blocks: dict, placed: dict) -> dict[str, int]:
+    """The tile where each op's results are collected: for a weight layer the tile holding
+    most of its first copy's cells; a digital op runs where its first placed operand is."""
+    t = module.target
+    home: dict[str, int] = {}
+    for op in module.ops:
+        if op.namespace != "nn" or op.result is None:
+            continue
+        if op.result in blocks:
+            cells: dict[int, int] = defaultdict(int)
+            for b in blocks[op.result]:
+                p = placed.get(b.result)
+                if p is not None and b["copy"] == 0:
+                    cells[p["tile"]] += block_footprint(t, b).cells
+            if cells:
+                home[op.result] = min(cells, key=lambda k: (-cells[k], k))
+        else:
+            for o in op.operands:
+                if o in home:
+                    home[op.result] = home[o]
+                    break
+    return home
+
+
+def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: dict, home: dict,
+                    data_bytes: float) -> tuple[float, float, int]:
+    """(bytes that leave their tile, byte-hops, most hops) of the data op `op` receives:
+    each block gets its rows' share of the input of its copy's MVMs from the producer's home
+    tile and sends its columns' (partial) results to the op's home tile."""
+    t = module.target
+    defs = module.by_name()
+    moved = byte_hops = 0.0
+    worst = 0
+    dest = home.get(op.result)
+    for o in op.operands:
+        src = home.get(o)
+        if src is None or o not in defs:
+            continue
+        in_bytes = math.prod(defs[o]["shape"]) * data_bytes
+        if not blocks:
+            h = router_hops(t, src, dest) if dest is not None and src // t.tiles == dest // t.tiles else 0
+            if h:
+                moved += in_bytes
+                byte_hops += in_bytes * h
+                worst = max(worst, h)
+            continue
+        g, r, c, mvms = op["groups"], op["rows"], op["cols"], op["mvms"]
+        out_bytes = math.prod(op["shape"]) * data_bytes
+        for b in blocks:
+            p = placed.get(b.result)
+            if p is None:
+                continue
+            share = block_share(b, mvms, copies) / max(mvms, 1)
+            g0, g1 = b["groups"]
+            r0, r1 = b["rows"]
+            c0, c1 = b["cols"]
+            legs = ((src, p["tile"], in_bytes * (g1 - g0) * (r1 - r0) / (g * r) * share),
+                    (p["tile"], dest, out_bytes * (g1 - g0) * (c1 - c0) / (g * c) * share))
+            for a, z, nbytes in legs:
+                if z is None or a // t.tiles != z // t.tiles:  # between chips: see the warning
+                    continue
+                h = router_hops(t, a, z)
+                if h:
+                    moved += nbytes
+                    byte_hops += nbytes * h
+                    worst = max(worst, h)
+        break  # a weight layer's data input is its first operand
+    return moved, byte_hops, worst
+
+
 def evaluate(module: Module, model: str | None = None, passes: str | None = None, compile_s: float = 0.0,
              solver: dict | None = None) -> Report:
     t = module.target
     defs = module.by_name()
     data_bytes = t.input_bits / 8
     copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed = mapping_loads(module)
+    home = home_tiles(module, blocks, placed) if placed else {}
+    xbar_um2 = t.xbar_area_um2 + t.xbar_periph_area_um2 + t.adcs_per_xbar * t.adc_area_um2
+    net_bytes = net_byte_hops = 0.0
 
     layers: list[LayerCost] = []
     time_ns: dict[str, float] = {}
@@ -133,6 +221,14 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         traffic_ns = traffic_bytes / t.buffer_bytes_per_ns
         parts = dict.fromkeys(COMPONENTS, 0.0)
         parts["buffer"] = traffic_bytes * t.buffer_pj_per_byte
+        if home:
+            moved, byte_hops, worst = network_traffic(module, op, blocks.get(op.result, []), copies.get(op.result, 0),
+                                                      placed, home, data_bytes)
+            net_bytes += moved
+            net_byte_hops += byte_hops
+            parts["network"] = byte_hops * t.noc_pj_per_byte_hop
+            if t.noc_bytes_per_ns and moved:
+                traffic_ns = max(traffic_ns, moved / t.noc_bytes_per_ns + worst * t.noc_hop_ns)
         if op.kind in WEIGHT_KINDS:
             cells = weight_cells(t, op) if op.get("rows") is not None else 0
             cells_one_copy += cells
@@ -154,8 +250,10 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             base_ns[op.result] = max(op["mvms"] * mvm_ns, traffic_ns)
             n_xbars = len(layer_xbar_load.get(op.result, {}))
             energy_pj = sum(parts.values())
+            area = sum(block_footprint(t, b).cells for b in bs) / t.cells_per_xbar * xbar_um2 * 1e-6
             layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"], len(bs),
-                                    c, n_xbars, latency, energy_pj * 1e-3, energy_breakdown_nj=_nj(parts)))
+                                    c, n_xbars, latency, energy_pj * 1e-3, energy_breakdown_nj=_nj(parts),
+                                    area_mm2=area))
         else:
             ops = op["ops"] if op.kind in DIGITAL_KINDS else 0
             digital_ops_total += ops
@@ -190,9 +288,10 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                           float(module.get("period_bound_ns", 0.0)), 1e-9)
     base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)), 1e-9)
     area = tiles_used * t.tile_area_mm2
-    # static power of the tiles in use (buffers, bus, router share, idle digital units) over the
-    # time one inference holds them in the pipeline: one period (mW x ns = pJ)
-    totals["static"] = tiles_used * t.tile_overhead_power_mw * period_ns
+    # leakage of the tiles and crossbars in use over the time one inference holds them in the
+    # pipeline: one period (mW x ns = pJ); a tile's unnamed power counts as static too
+    totals["static"] = (tiles_used * (t.tile_leakage_mw + t.tile_overhead_power_mw)
+                        + xbars_used * t.xbar_static_mw) * period_ns
     total_energy_pj += totals["static"]
     energy_nj = total_energy_pj * 1e-3
     info = dict(solver or {})
@@ -201,10 +300,15 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             info[key] = value
     stream = {k: module.get(k) for k in ("stream_inferences", "stream_makespan_ns") if module.get(k) is not None}
     warnings = []
+    reprogramming = {}
     if chips_used > 1:
+        reprogramming = reprogramming_cost(module, blocks, placed)
+        alt = (f"; one chip reprogrammed per inference instead would add {reprogramming['ns'] / 1e3:.4g} us and "
+               f"{reprogramming['nj'] / 1e3:.4g} uJ per inference" if reprogramming.get("costed") else
+               "; reprogramming one chip instead is not costed: the target has no cell write figures")
         warnings.append(f"the weights need {chips_used} chips of {t.name} ({xbars_used} crossbars, {t.xbars} per chip); "
-                        "area counts every chip, but data moving between chips is not costed and weights are not "
-                        "reprogrammed: latency and energy are those of an ideal multi-chip link.")
+                        "area counts every chip, but data moving between chips is not costed: latency and energy "
+                        "are those of an ideal multi-chip link" + alt + ".")
     return Report(
         model=model or module.name, target=t.name, passes=passes or str(module.get("passes", "")),
         crossbars_used=xbars_used, crossbars_available=t.xbars * chips_used, chips_used=chips_used, budget=budget,
@@ -224,7 +328,33 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
              if latency_bound_ns else 0.0,
              "crossbars": xbars_used / max(crossbars_lower_bound(t, cells_one_copy), 1) - 1},
         solver=info, stream=stream, warnings=tuple(warnings), energy_breakdown_nj=_nj(totals),
-        layers=tuple(layers))
+        area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
+        network={"topology": t.noc, "bytes_between_tiles": net_bytes, "byte_hops": net_byte_hops},
+        reprogramming=reprogramming, layers=tuple(layers))
+
+
+def reprogramming_cost(module: Module, blocks: dict, placed: dict) -> dict:
+    """Time and energy per inference to run a mapping that spans several chips on one chip,
+    writing the weights of the other chips' crossbars in turn: each round writes one chip's
+    worth of crossbars (their rows one after another, the crossbars in parallel, the bytes
+    over the off-chip link) and every cell costs `cell_write_pj`."""
+    t = module.target
+    cells = 0
+    xbars = set()
+    for bs in blocks.values():
+        for b in bs:
+            p = placed.get(b.result)
+            if p is not None and p["tile"] >= t.tiles:
+                cells += block_footprint(t, b).cells
+                xbars.add((p["tile"], p["xbar"]))
+    if not (t.cell_write_ns and t.cell_write_pj):
+        return {"costed": False, "crossbars": len(xbars), "cells": cells}
+    rounds = max(1, -(-len(xbars) // t.xbars))
+    weight_bytes = cells * t.cell_bits / 8
+    link_ns = weight_bytes / t.offchip_bytes_per_ns if t.offchip_bytes_per_ns else 0.0
+    ns = max(rounds * t.xbar_rows * t.cell_write_ns, link_ns)
+    nj = (cells * t.cell_write_pj + weight_bytes * t.offchip_pj_per_byte) * 1e-3
+    return {"costed": True, "crossbars": len(xbars), "cells": cells, "rounds": rounds, "ns": ns, "nj": nj}
 
 
 def _nj(parts: dict) -> dict:

@@ -32,6 +32,7 @@ class Footprint:
     cols: int  # physical columns used
     reads_per_mvm: int  # crossbar reads one MVM of the layer needs on this block
     active_cols: int  # columns converted per read
+    row_splits: int = 1  # reads that share one input digit (partial reads of `rows_per_read` rows)
     cells: int = 0  # rows x cols, filled in by __post_init__
 
     def __post_init__(self):
@@ -52,9 +53,12 @@ def _footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -
     offset = 1 if target.signed_weights == "offset" else 0
     phys_cols = groups * cols * target.cols_per_weight + offset
     if layout == "diag":
-        return Footprint(groups * rows, phys_cols, target.reads_per_mvm, phys_cols)
+        split = target.row_reads(groups * rows)
+        return Footprint(groups * rows, phys_cols, target.reads_per_mvm * split, phys_cols, split)
     # serial: one group per read, its columns only are converted
-    return Footprint(rows, phys_cols, target.reads_per_mvm * groups, cols * target.cols_per_weight + offset)
+    split = target.row_reads(rows)
+    return Footprint(rows, phys_cols, target.reads_per_mvm * groups * split, cols * target.cols_per_weight + offset,
+                     split)
 
 
 def block_footprint(target: Target, block) -> Footprint:

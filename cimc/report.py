@@ -32,6 +32,7 @@ class LayerCost:
     energy_nj: float
     fn: str = ""
     energy_breakdown_nj: dict = field(default_factory=dict)  # adc, dac_and_periphery, array, digital, buffer, ...
+    area_mm2: float = 0.0  # its share of the crossbars it uses (array, periphery, ADCs), by cells held
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,14 @@ class Report:
     gap: dict = field(default_factory=dict)  # achieved / bound - 1, per figure
     solver: dict = field(default_factory=dict)  # what each solving pass used and proved
     stream: dict = field(default_factory=dict)  # K inferences scheduled back to back
-    warnings: tuple = ()
-    # per component, summed over the layers; "static" is the tiles' static power over one period
-    # (included in energy_nj); "network" is 0: the on-chip network is not modelled yet
-    energy_breakdown_nj: dict = field(default_factory=dict)  # what the figures leave out for this mapping (e.g. traffic between chips)
+    warnings: tuple = ()  # what the figures leave out for this mapping (e.g. traffic between chips)
+    # per component, summed over the layers; "static" is the leakage of the tiles and crossbars in
+    # use over one period (included in energy_nj); "network" the on-chip network's hops
+    energy_breakdown_nj: dict = field(default_factory=dict)
+    area_breakdown_mm2: dict = field(default_factory=dict)  # the tiles used, by component
+    network: dict = field(default_factory=dict)  # bytes moved between tiles, byte-hops, topology
+    # when the weights need more than one chip: one chip reprogrammed per inference instead
+    reprogramming: dict = field(default_factory=dict)
     layers: tuple[LayerCost, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -126,5 +131,9 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
     if r.energy_breakdown_nj and r.energy_nj:
         parts = ", ".join(f"{k} {100 * v / r.energy_nj:.0f}%" for k, v in r.energy_breakdown_nj.items() if v > 0)
         lines.append(f"energy by component: {parts}")
+    area = sum(r.area_breakdown_mm2.values())
+    if area:
+        parts = ", ".join(f"{k} {100 * v / area:.0f}%" for k, v in r.area_breakdown_mm2.items() if v > 0)
+        lines.append(f"area by component: {parts}")
     lines += [f"warning: {w}" for w in r.warnings]
     return "\n".join(lines)

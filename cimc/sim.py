@@ -96,11 +96,12 @@ class Precision:
     dac_bits: int
     adc_bits: int  # 0: no ADC quantisation
     signed_weights: str
+    rows_per_read: int = 0  # rows read together (each part converted on its own); 0: all rows
 
     @classmethod
     def of(cls, target, **overrides) -> "Precision":
         p = cls(target.weight_bits, target.cell_bits, target.input_bits, target.dac_bits, target.adc_bits,
-                target.signed_weights)
+                target.signed_weights, target.rows_per_read)
         p = replace(p, **{k: v for k, v in overrides.items() if v is not None})
         for k in ("weight_bits", "cell_bits", "input_bits", "dac_bits"):
             if not 1 <= getattr(p, k) <= 24:
@@ -188,6 +189,7 @@ class _Block:
     r1: int
     c0: int
     c1: int
+    layout: str = "diag"
 
 
 @dataclass
@@ -355,7 +357,7 @@ class Simulator:
         layer.copies = [[] for _ in range(n)]
         shares = [None] * n
         for b in blocks:
-            layer.copies[b["copy"]].append(_Block(*b["groups"], *b["rows"], *b["cols"]))
+            layer.copies[b["copy"]].append(_Block(*b["groups"], *b["rows"], *b["cols"], b["layout"]))
             if b.get("share") is not None:
                 shares[b["copy"]] = b["share"]
         if any(s is None for s in shares):
@@ -594,10 +596,17 @@ class Simulator:
         coef = self._coef()
         AS = len(coef)
         T = p.digits
-        P = torch.matmul(d, cells)  # [T, K, Gb, m, width]
+        if p.rows_per_read:  # the block's rows are read in parts; each part's sums are converted
+            parts = self._row_parts(b, cells.shape[1], cells.shape[2], p.rows_per_read)
+            P = torch.stack([torch.matmul(d * mask[:, None, :], cells) for mask in parts])  # [parts, T, ...]
+        else:
+            P = torch.matmul(d, cells)  # [T, K, Gb, m, width]
         if self.variation.read_sigma and self.draw is not None and not self._calibrating:
             top = float((1 << p.cell_bits) - 1)
-            sd = self.variation.read_sigma * top * torch.sqrt((d * d).sum(-1, keepdim=True))
+            dd = d * d
+            if p.rows_per_read:
+                dd = torch.stack([dd * mask[:, None, :] for mask in parts])
+            sd = self.variation.read_sigma * top * torch.sqrt(dd.sum(-1, keepdim=True))
             P += sd * torch.randn(P.shape, generator=self._read_gen())
         lsb = 1.0
         if self._calibrating:
@@ -611,6 +620,8 @@ class Simulator:
                 lsb = max(2 * max(layer.p_hi, -layer.p_lo) / (n - 1), 1.0)
                 qlo, qhi = -(n // 2), n // 2 - 1
             P.div_(lsb).round_().clamp_(qlo, qhi)
+        if p.rows_per_read:
+            P = P.sum(0)  # the digital sum of the parts' conversions
         coef_t = torch.tensor([lsb * 2.0 ** (t * p.dac_bits) for t in range(T)])
         Pt = torch.tensordot(coef_t, P, dims=([0], [0]))  # [K, Gb, m, width]
         K, Gb, m, _ = Pt.shape
@@ -621,6 +632,15 @@ class Simulator:
             xs = torch.tensordot(coef_t / lsb, d, dims=([0], [0])).sum(-1, keepdim=True)
             y -= (2 ** (p.weight_bits - 1)) * xs
         return y
+
+    @staticmethod
+    def _row_parts(b, Gb: int, Rb: int, per_read: int) -> list["torch.Tensor"]:
+        """Masks [Gb, Rb] of the rows each partial read drives. Physical rows: group after
+        group on the diagonal layout, shared by the groups on the serial one."""
+        r = torch.arange(Rb)
+        phys = r.expand(Gb, Rb) if b.layout == "serial" else torch.arange(Gb)[:, None] * Rb + r
+        part = phys // per_read
+        return [(part == k).float() for k in range(int(part.max()) + 1)]
 
     def _read_gen(self):
         if getattr(self, "_rgen", None) is None or self._rgen_draw != self.draw:

@@ -365,3 +365,30 @@ class BertEncoder(nn.Module):
 
 def bert_base(depth: int = 12, classes: int = 2) -> nn.Module:
     return BertEncoder(768, depth, 12, 3072, classes)
+
+
+# ---- VGG-8 on CIFAR-10, as DNN+NeuroSim's inference wrapper defines it --------------------
+
+class VGG8(nn.Module):
+    """Conv 128, 128, pool, 256, 256, pool, 512, 512, pool (3x3, padding 1), then fully
+    connected 8192 -> 1024 -> classes; 32x32 RGB input (NeuroSim's models/VGG.py)."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        layers, cin = [], 3
+        for w in (128, 128, "M", 256, 256, "M", 512, 512, "M"):
+            if w == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.ReLU()]
+                cin = w
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(512 * 4 * 4, 1024, bias=False), nn.ReLU(),
+                                        nn.Linear(1024, classes, bias=False))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def vgg8(classes: int = 10) -> nn.Module:
+    return VGG8(classes)

@@ -21,6 +21,8 @@ from cimc.errors import TargetError
 
 PRESET_DIR = Path(__file__).parent
 SIGNED_ENCODINGS = ("differential", "offset", "bias", "unsigned")
+NOC_KINDS = ("mesh", "bus")
+ZERO_OK = ("rows_per_read", "mvm_fill_reads")  # integer keys where 0 means "not used"
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,44 @@ class Target:
     xbar_area_um2: float  # the array
     xbar_periph_area_um2: float  # DACs, sample-and-hold, registers, shift-add of one crossbar
     adc_area_um2: float
-    tile_overhead_area_mm2: float  # buffer, bus, router share, digital units
-    # -- power and area outside the crossbars (for the chip's peak figures)
-    tile_overhead_power_mw: float = 0.0  # buffer, bus, router share, digital units of one tile
+    tile_overhead_area_mm2: float = 0.0  # anything else in a tile (what the split below does not name)
+    # -- the hierarchy: chip > tiles > crossbar groups (ISAAC's IMA, PUMA's core, PIMCOMP's
+    #    matrix unit, NeuroSim's PE) > crossbars
+    xbars_per_group: int = 1
+    group_periph_area_mm2: float = 0.0  # input/output registers, control of one group
+    group_periph_power_mw: float = 0.0
+    rows_per_read: int = 0  # rows driven in one read (NeuroSim's parallel read); 0: all rows
+    mvm_fill_reads: int = 0  # pipeline fill and drain of one MVM, in read times (PUMA: 2)
+    xbar_static_mw: float = 0.0  # leakage of one crossbar's converters, drawn whenever its tile is in use
+    # -- tile components outside the crossbars (peak power and area; energies per event above)
+    buffer_kb: float = 0.0  # tile buffer capacity (0: not modelled)
+    buffer_power_mw: float = 0.0
+    buffer_area_mm2: float = 0.0
+    digital_power_mw: float = 0.0  # shift-add, activation, pooling, vector units
+    digital_area_mm2: float = 0.0
+    # -- on-chip network
+    noc: str = "mesh"  # mesh (tiles share routers, `tiles_per_router`) or bus
+    tiles_per_router: int = 1
+    noc_bytes_per_ns: float = 0.0  # link bandwidth (0: transfers not timed)
+    noc_hop_ns: float = 0.0
+    noc_pj_per_byte_hop: float = 0.0
+    network_power_mw: float = 0.0  # one tile's share of routers and links (peak)
+    network_area_mm2: float = 0.0
+    # -- power and area outside the tiles
+    tile_overhead_power_mw: float = 0.0  # anything else in a tile
+    tile_leakage_mw: float = 0.0  # static power of one tile in use (buffers, units), if published
     chip_io_power_mw: float = 0.0  # off-chip links (ISAAC's HyperTransport)
     chip_io_area_mm2: float = 0.0
+    offchip_bytes_per_ns: float = 0.0  # weights that do not fit come over this link
+    offchip_pj_per_byte: float = 0.0
+    # -- the device (a device preset fills these; see targets/devices/)
+    device: str = ""
+    on_off_ratio: float = 0.0
+    r_on_kohm: float = 0.0
+    read_voltage_v: float = 0.0
+    cell_write_ns: float = 0.0  # programming one row of cells (write-verify included)
+    cell_write_pj: float = 0.0  # programming one cell
+    variation_sigma: float = 0.0  # programming variation, in units of the cell's conductance range
     description: str = ""
 
     # ---- derived figures -------------------------------------------------------------
@@ -92,9 +127,27 @@ class Target:
         return self.xbar_rows * self.xbar_cols
 
     @functools.cached_property
+    def groups_per_tile(self) -> int:
+        """Crossbar groups of a tile (the last one may be partial)."""
+        return -(-self.xbars_per_tile // self.xbars_per_group)
+
+    def row_reads(self, rows: int) -> int:
+        """Reads one input digit needs for a block of `rows` physical rows: one, or one per
+        `rows_per_read` rows when the array is read in parts (partial sums added digitally)."""
+        return math.ceil(rows / self.rows_per_read) if self.rows_per_read else 1
+
+    def tile_area_breakdown(self) -> dict:
+        """Area (mm2) of one tile by component."""
+        n = self.xbars_per_tile
+        return {"array": n * self.xbar_area_um2 * 1e-6, "dac_and_periphery": n * self.xbar_periph_area_um2 * 1e-6,
+                "adc": n * self.adcs_per_xbar * self.adc_area_um2 * 1e-6,
+                "group_periphery": self.groups_per_tile * self.group_periph_area_mm2,
+                "buffer": self.buffer_area_mm2, "network": self.network_area_mm2, "digital": self.digital_area_mm2,
+                "other": self.tile_overhead_area_mm2}
+
+    @functools.cached_property
     def tile_area_mm2(self) -> float:
-        per_xbar_um2 = self.xbar_area_um2 + self.xbar_periph_area_um2 + self.adcs_per_xbar * self.adc_area_um2
-        return self.xbars_per_tile * per_xbar_um2 * 1e-6 + self.tile_overhead_area_mm2
+        return sum(self.tile_area_breakdown().values())
 
     @functools.cached_property
     def chip_area_mm2(self) -> float:
@@ -115,26 +168,50 @@ class Target:
     @functools.cached_property
     def xbar_mvm_ns(self) -> float:
         """One MVM of a full crossbar: every row driven, every column converted."""
-        return self.reads_per_mvm * self.read_ns(self.xbar_cols)
+        return (self.reads_per_mvm * self.row_reads(self.xbar_rows) + self.mvm_fill_reads) * self.read_ns(self.xbar_cols)
 
     @functools.cached_property
     def xbar_mvm_pj(self) -> float:
         r, c = self.xbar_rows, self.xbar_cols
         return self.reads_per_mvm * (r * self.row_read_pj + r * c * self.cell_read_fj * 1e-3
-                                     + c * self.adc_conversion_pj)
+                                     + self.row_reads(r) * c * self.adc_conversion_pj)
 
     def peak(self) -> dict:
         """Peak throughput, power and area of the whole chip, all crossbars busy.
 
         Operations count 2 per multiply-accumulate of a full-precision weight and input."""
         gops = 2 * self.weights_per_xbar * self.xbars / self.xbar_mvm_ns  # ops per ns = GOPS
-        xbar_mw = self.xbar_mvm_pj / self.xbar_mvm_ns  # pJ per ns = mW
-        tile_mw = self.xbars_per_tile * xbar_mw + self.tile_overhead_power_mw
+        tile_mw = sum(self.tile_power_breakdown().values())
         power_w = (self.tiles * tile_mw + self.chip_io_power_mw) * 1e-3
         area = self.chip_area_mm2 + self.chip_io_area_mm2
         return {"peak_gops": gops, "power_w": power_w, "area_mm2": area, "peak_gops_per_w": gops / power_w,
                 "peak_gops_per_s_mm2": gops / area, "tile_power_mw": tile_mw, "tile_area_mm2": self.tile_area_mm2,
+                "group_power_mw": self.group_power_mw, "group_area_mm2": self.group_area_mm2,
                 "weight_capacity": self.weights_per_xbar * self.xbars}
+
+    def tile_power_breakdown(self) -> dict:
+        """Power (mW) of one tile with every crossbar busy, by component."""
+        n, t = self.xbars_per_tile, self.xbar_mvm_ns
+        r, c = self.xbar_rows, self.xbar_cols
+        reads = self.reads_per_mvm
+        return {"adc": n * (reads * self.row_reads(r) * c * self.adc_conversion_pj / t + self.xbar_static_mw),
+                "dac_and_periphery": n * reads * r * self.row_read_pj / t,
+                "array": n * reads * r * c * self.cell_read_fj * 1e-3 / t,
+                "group_periphery": self.groups_per_tile * self.group_periph_power_mw,
+                "buffer": self.buffer_power_mw, "network": self.network_power_mw, "digital": self.digital_power_mw,
+                "other": self.tile_overhead_power_mw}
+
+    @functools.cached_property
+    def group_power_mw(self) -> float:
+        """One crossbar group (IMA / core / matrix unit) with its crossbars busy."""
+        p = self.tile_power_breakdown()
+        xbars = p["adc"] + p["dac_and_periphery"] + p["array"]
+        return xbars / self.groups_per_tile + self.group_periph_power_mw
+
+    @functools.cached_property
+    def group_area_mm2(self) -> float:
+        a = self.tile_area_breakdown()
+        return (a["adc"] + a["dac_and_periphery"] + a["array"]) / self.groups_per_tile + self.group_periph_area_mm2
 
     def read_ns(self, active_cols: int) -> float:
         """Time of one crossbar read with `active_cols` columns converted.
@@ -142,14 +219,16 @@ class Target:
         The array read and the conversions of the previous read overlap (sample-and-hold),
         so a read takes the longer of the two; each ADC converts its columns one by one.
         """
-        conversions_per_adc = min(active_cols, self.cols_per_adc)
+        conversions_per_adc = min(active_cols, self.cols_per_adc)  # the ADC converts its own columns
         return max(self.xbar_read_ns, conversions_per_adc * self.adc_conversion_ns)
 
     # ---- construction ----------------------------------------------------------------
     def validate(self, where: str = "target") -> "Target":
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type == "int" and value <= 0:
+            if f.type == "int" and f.name in ZERO_OK and value < 0:
+                raise TargetError(f"{where}: '{f.name}' must be an integer >= 0, got {value}.")
+            if f.type == "int" and f.name not in ZERO_OK and value <= 0:
                 raise TargetError(f"{where}: '{f.name}' must be a positive integer, got {value}.")
             if f.type == "float" and (not math.isfinite(value) or value < 0):
                 raise TargetError(f"{where}: '{f.name}' must be a finite number >= 0, got {value}.")
@@ -164,6 +243,8 @@ class Target:
                 f"{where}: 'signed_weights' must be one of {', '.join(SIGNED_ENCODINGS)}, "
                 f"got '{self.signed_weights}'."
             )
+        if self.noc not in NOC_KINDS:
+            raise TargetError(f"{where}: 'noc' must be one of {', '.join(NOC_KINDS)}, got '{self.noc}'.")
         if self.cols_per_weight + (1 if self.signed_weights == "offset" else 0) > self.xbar_cols:
             raise TargetError(
                 f"{where}: one weight needs {self.cols_per_weight} columns "
@@ -174,7 +255,8 @@ class Target:
         return self
 
     def replace(self, **overrides) -> "Target":
-        return from_dict({**self.to_dict(), **overrides}, where=f"target '{self.name}' with overrides")
+        where = f"target '{self.name}' with overrides"
+        return from_dict(_with_device(self.to_dict(), overrides, where), where=where)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -214,6 +296,41 @@ def from_dict(data: dict, where: str = "target") -> Target:
 
 def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+DEVICE_DIR = PRESET_DIR / "devices"
+DEVICE_KEYS = ("cell_bits", "on_off_ratio", "r_on_kohm", "read_voltage_v", "cell_write_ns", "cell_write_pj",
+               "variation_sigma")
+
+
+def device_names() -> list[str]:
+    return sorted(p.stem for p in DEVICE_DIR.glob("*.toml"))
+
+
+def load_device(name: str, where: str = "target") -> dict:
+    """A device preset: its name, description, source and the target keys it sets."""
+    if not isinstance(name, str) or name not in device_names():
+        raise TargetError(f"{where}: unknown device {name!r}. Device presets: {', '.join(device_names())} "
+                          "(cimc targets devices).")
+    data = tomllib.loads((DEVICE_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+    unknown = sorted(set(data) - set(DEVICE_KEYS) - {"name", "description", "source"})
+    if unknown:  # a preset file of ours is wrong: say which
+        raise TargetError(f"device preset '{name}': unknown key(s) {', '.join(unknown)}.")
+    return data
+
+
+def _with_device(data: dict, overrides: dict, where: str) -> dict:
+    """Layer the values: the device's keys under the target file's, a device named in the
+    overrides over the file's values, and the other overrides over everything."""
+    data = dict(data)
+    if overrides.get("device"):
+        dev = load_device(overrides["device"], where)
+        data.update({k: dev[k] for k in DEVICE_KEYS if k in dev})
+    elif data.get("device") and "device" not in overrides:
+        dev = load_device(data["device"], where)
+        data = {**{k: dev[k] for k in DEVICE_KEYS if k in dev}, **data}
+    data.update(overrides)
+    return data
 
 
 def _read_toml(path: Path) -> dict:
@@ -272,9 +389,9 @@ def load_target(spec: "str | Path | Target", overrides: dict | None = None) -> T
         unknown = sorted(set(overrides) - set(_FIELDS))
         if unknown:
             raise TargetError(f"{where}: unknown override key(s) {', '.join(unknown)}. Known keys: {', '.join(sorted(_FIELDS))}.")
-        data.update(overrides)
         where += " with overrides " + ", ".join(f"{k}={v}" for k, v in overrides.items())
-    return from_dict(data, where)
+    return from_dict(_with_device(data, overrides, where), where)
 
 
-__all__ = ["Target", "load_target", "from_dict", "preset_names", "parse_override", "PRESET_DIR"]
+__all__ = ["Target", "load_target", "from_dict", "preset_names", "device_names", "load_device", "parse_override",
+           "PRESET_DIR"]

@@ -150,14 +150,17 @@ def test_quantised_chip_without_adc_matches_fake_quantisation(convbn, encoding):
     assert np.abs(got - ort_run(convbn, x)).max() > 1e-5
 
 
-@pytest.mark.parametrize("encoding,dac,cell", [("differential", 1, 2), ("offset", 2, 2), ("bias", 3, 1),
-                                               ("differential", 2, 3)])
-def test_bit_serial_reads_with_lossless_adc_equal_the_collapsed_arithmetic(convbn, encoding, dac, cell):
-    """Digits, slices, two's complement inputs and the signed encodings recombine exactly:
-    with an ADC too fine to lose anything, the per-read path gives the collapsed result.
-    Small crossbars split the layers over several blocks."""
+@pytest.mark.parametrize("encoding,dac,cell,rows_per_read", [("differential", 1, 2, 0), ("offset", 2, 2, 0),
+                                                             ("bias", 3, 1, 0), ("differential", 2, 3, 0),
+                                                             ("offset", 1, 2, 8), ("differential", 2, 1, 5)])
+def test_bit_serial_reads_with_lossless_adc_equal_the_collapsed_arithmetic(convbn, encoding, dac, cell,
+                                                                           rows_per_read):
+    """Digits, slices, two's complement inputs, the signed encodings and partial reads of a
+    few rows recombine exactly: with an ADC too fine to lose anything, the per-read path
+    gives the collapsed result. Small crossbars split the layers over several blocks."""
     x = inputs((1, 2, 10, 10), signed=True)
-    module = compiled(convbn, signed_weights=encoding, xbar_rows=32, xbar_cols=64, dac_bits=dac, cell_bits=cell)
+    module = compiled(convbn, signed_weights=encoding, xbar_rows=32, xbar_cols=64, dac_bits=dac, cell_bits=cell,
+                      rows_per_read=rows_per_read)
     assert sum(op.kind == "map.block" for op in module.ops) > 6
     outs = []
     for adc in (0, 30):
@@ -182,6 +185,21 @@ def test_adc_bits_trade_accuracy(convbn):
             errs[adc] = float(np.abs(y - ref).mean())
     assert errs[3] > errs[5] > errs[8] >= 0
     assert errs[3] > 0.01 * np.abs(ref).mean()
+
+
+def test_partial_reads_of_fewer_rows_lose_less_to_a_coarse_adc(convbn):
+    """NeuroSim's parallel read: a part of the rows per conversion keeps each partial sum in a
+    smaller range, so a 4-bit ADC loses less than when it converts the sum of all rows."""
+    x = inputs((1, 2, 10, 10))
+    errs = {}
+    for rows in (0, 8):
+        module = compiled(convbn, rows_per_read=rows)
+        exact = Simulator(convbn, module, Precision.of(module.target, adc_bits=0))
+        exact.calibrate(x)
+        sim = Simulator(convbn, module, Precision.of(module.target, adc_bits=4))
+        sim.calibrate(x)
+        errs[rows] = float(np.abs(sim.run(x, "quant") - exact.run(x, "quant")).mean())
+    assert 0 < errs[8] < 0.7 * errs[0], errs
 
 
 def test_mapping_does_not_change_exact_arithmetic_but_copies_have_their_own_cells(convbn):
