@@ -72,7 +72,9 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="digits", help="digits, fashion-mnist, or an .npz with arrays x and y")
     e.add_argument("--passes", default="full", help="pipeline used to map the model (default full)")
     e.add_argument("--budget", type=int, help="crossbars the mapping may use")
-    e.add_argument("--sigma", type=float, default=0.0, help="Gaussian cell variation, fraction of the cell range")
+    e.add_argument("--sigma", type=float, default=None,
+                   help="Gaussian cell variation, fraction of the cell range (default: the target's device, "
+                        "variation_sigma)")
     e.add_argument("--lognormal", type=float, default=0.0, help="lognormal variation: G*exp(N(0, s))")
     e.add_argument("--stuck-on", type=float, default=0.0, help="rate of cells stuck at the highest conductance")
     e.add_argument("--stuck-off", type=float, default=0.0, help="rate of cells stuck at the lowest conductance")
@@ -84,8 +86,10 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON instead of the table")
     e.add_argument("--report", help="write the JSON here")
 
-    t = sub.add_parser("targets", help="list target presets", description="List target presets, or show one.")
-    t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    t = sub.add_parser("targets", help="list target presets", description=(
+        "List target presets (list), show one with its derived figures (show NAME), or list the "
+        "device presets a target can name with device = \"...\" or --set device=... (devices)."))
+    t.add_argument("action", nargs="?", choices=["list", "show", "devices"], default="list")
     t.add_argument("name", nargs="?", help="preset name or .toml file (with show)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a target key")
     t.add_argument("--json", action="store_true", help="print JSON")
@@ -147,20 +151,30 @@ def _emit(args, result) -> None:
 
 
 def _targets(args) -> None:
-    from cimc.targets import load_target, preset_names
+    from cimc.targets import device_names, load_device, load_target, preset_names
 
+    if args.action == "devices":
+        rows = [load_device(n) for n in device_names()]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return
+        print(f"{'device':<16} {'cell':>4} {'R_on kOhm':>9} {'on/off':>7} {'read V':>6} {'write ns/row':>12} "
+              f"{'write pJ/cell':>13} {'sigma':>6}  description")
+        for d in rows:
+            print(f"{d['name']:<16} {d.get('cell_bits', ''):>4} {d.get('r_on_kohm', '-'):>9} {d.get('on_off_ratio', '-'):>7} "
+                  f"{d.get('read_voltage_v', '-'):>6} {d.get('cell_write_ns', '-'):>12.6} {d.get('cell_write_pj', '-'):>13.6} "
+                  f"{d.get('variation_sigma', '-'):>6}  {d.get('description', '')}")
+        print("\nuse one with: --set device=NAME (its keys replace the target's), or device = \"NAME\" in a target file")
+        return
     if args.action == "show":
         if not args.name:
             raise CimcError("cimc targets show NAME: give a preset name or a .toml file.")
         t = load_target(args.name, _overrides(args.set))
-        figures = {**t.to_dict(), "xbars": t.xbars, "cols_per_weight": t.cols_per_weight,
-                   "reads_per_mvm": t.reads_per_mvm, "xbar_mvm_ns": t.xbar_mvm_ns, **t.peak()}
+        figures = target_figures(t)
         if args.json:
             print(json.dumps(figures, indent=2))
         else:
-            width = max(map(len, figures))
-            for k, v in figures.items():
-                print(f"{k:<{width}}  {v}")
+            print(describe_target(t, figures))
         return
     rows = []
     for name in preset_names():
@@ -180,7 +194,62 @@ def _targets(args) -> None:
         print(f"{r['name']:<10} {r['xbar']:>9} {r['xbars']:>7} {r['cell_bits']:>5} {r['weight_bits']:>6} "
               f"{r['adc_bits']:>4} {r['weight_capacity']:>12,} {r['peak_tops']:>10.1f} {r['tops_per_w']:>7.2f} "
               f"{r['area_mm2']:>9}")
-    print("\ncimc targets show NAME   for every key; any preset key can be overridden with --set KEY=VALUE")
+    print("\ncimc targets show NAME   every key and derived figure; any key can be overridden with --set KEY=VALUE"
+          "\ncimc targets devices     device presets")
+
+
+def target_figures(t) -> dict:
+    """Every key of a target and the figures derived from them (numbers, for --json)."""
+    peak = t.peak()
+    return {**t.to_dict(), "xbars": t.xbars, "groups_per_tile": t.groups_per_tile, "slices": t.slices,
+            "cols_per_weight": t.cols_per_weight, "weights_per_xbar": t.weights_per_xbar,
+            "reads_per_mvm": t.reads_per_mvm, "xbar_mvm_ns": t.xbar_mvm_ns, "xbar_mvm_pj": t.xbar_mvm_pj,
+            "peak_tops": peak["peak_gops"] / 1e3, "peak_tops_per_w": peak["peak_gops_per_w"] / 1e3,
+            "peak_tops_per_mm2": peak["peak_gops_per_s_mm2"] / 1e3, **peak,
+            "tile_power_breakdown_mw": t.tile_power_breakdown(), "tile_area_breakdown_mm2": t.tile_area_breakdown()}
+
+
+def describe_target(t, f: dict) -> str:
+    def parts(d: dict, unit: str) -> str:
+        total = sum(d.values()) or 1.0
+        return ", ".join(f"{k} {v:.4g} {unit} ({100 * v / total:.0f}%)" for k, v in d.items() if v)
+
+    signed = {"differential": "a column pair per weight", "offset": "one reference column per block",
+              "bias": "bias removed digitally", "unsigned": "unsigned"}[t.signed_weights]
+    lines = [f"{t.name}: {t.description}", f"source: {t.source}", "",
+             f"chip      {t.tiles} tiles, {t.xbars:,} crossbars, {f['area_mm2']:.4g} mm2, {f['power_w']:.4g} W peak"
+             + (f" (off-chip link {t.chip_io_power_mw / 1e3:.4g} W, {t.chip_io_area_mm2:.4g} mm2)" if t.chip_io_power_mw else ""),
+             f"tile      {t.groups_per_tile} groups x {t.xbars_per_group} crossbars, {t.tile_area_mm2:.4g} mm2, "
+             f"{f['tile_power_mw']:.4g} mW" + (f", buffer {t.buffer_kb:g} KB" if t.buffer_kb else ""),
+             f"group     {t.xbars_per_group} crossbars, {f['group_area_mm2']:.4g} mm2, {f['group_power_mw']:.4g} mW",
+             f"crossbar  {t.xbar_rows}x{t.xbar_cols}, {t.cell_bits}-bit cells, {t.weight_bits}-bit weights in "
+             f"{t.slices} slices ({signed}): {t.weights_per_xbar:,} weights",
+             f"          {t.dac_bits}-bit DACs ({t.reads_per_mvm} reads per {t.input_bits}-bit input), {t.adc_bits}-bit ADC "
+             f"per {t.cols_per_adc} columns" + (f", {t.rows_per_read} rows per read" if t.rows_per_read else "")
+             + (f", {t.mvm_fill_reads} fill reads per MVM" if t.mvm_fill_reads else ""),
+             f"          one full MVM {t.xbar_mvm_ns:.4g} ns, {t.xbar_mvm_pj / 1e3:.4g} nJ",
+             f"network   {t.noc}" + (f", {t.tiles_per_router} tiles per router" if t.noc == "mesh" else "")
+             + (f", {t.noc_bytes_per_ns:g} B/ns per link" if t.noc_bytes_per_ns else ", transfers not timed")
+             + (f", {t.noc_hop_ns:g} ns per hop" if t.noc_hop_ns else "")
+             + f", {t.noc_pj_per_byte_hop:g} pJ per byte per router",
+             f"off chip  " + (f"{t.offchip_bytes_per_ns:g} B/ns, {t.offchip_pj_per_byte:g} pJ/B"
+                              if t.offchip_bytes_per_ns else "not modelled"),
+             f"device    {t.device or '(none named)'}: {t.cell_bits}-bit cells"
+             + (f", R_on {t.r_on_kohm:g} kOhm, on/off {t.on_off_ratio:g}" if t.r_on_kohm else "")
+             + (f", read {t.read_voltage_v:g} V" if t.read_voltage_v else "")
+             + (f", write {t.cell_write_ns:.4g} ns per row, {t.cell_write_pj:.4g} pJ per cell" if t.cell_write_ns
+                else ", write not costed")
+             + f", variation sigma {t.variation_sigma:g}",
+             "",
+             f"peak      {f['peak_tops']:.4g} TOPS, {f['peak_tops_per_w']:.4g} TOPS/W, {f['peak_tops_per_mm2']:.4g} "
+             f"TOPS/mm2, {f['weight_capacity']:,} weights",
+             f"tile power  {parts(f['tile_power_breakdown_mw'], 'mW')}",
+             f"tile area   {parts(f['tile_area_breakdown_mm2'], 'mm2')}",
+             "",
+             "every key (override with --set KEY=VALUE):"]
+    width = max(map(len, t.to_dict()))
+    lines += [f"  {k:<{width}}  {v}" for k, v in t.to_dict().items()]
+    return "\n".join(lines)
 
 
 def _eval(args) -> None:
@@ -189,7 +258,12 @@ def _eval(args) -> None:
     from cimc.sim import Variation
 
     _check_outputs(args, [args.model])
-    var = Variation(args.sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma)
+    sigma = args.sigma
+    if sigma is None:  # the device's programming variation
+        from cimc.targets import load_target
+
+        sigma = load_target(args.target, _overrides(args.set)).variation_sigma
+    var = Variation(sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma)
     rep = evaluate_accuracy(args.model, args.target, args.data, passes=args.passes, budget=args.budget,
                             variation=var, draws=args.draws, seed=args.seed, limit=args.limit,
                             precision={"adc_bits": args.adc_bits}, **_overrides(args.set))

@@ -70,12 +70,30 @@ def test_opt_runs_passes_on_text(tmp_path, resnet20_path):
 
 
 def test_targets_lists_every_preset(capsys):
+    from cimc.targets import preset_names
+
     assert main(["targets"]) == 0
     out = capsys.readouterr().out
-    for name in ("isaac", "rnc-128", "rram-128", "rram-256", "rram-512"):
-        assert name in out
+    for name in preset_names():
+        assert f"\n{name} " in out
     assert main(["targets", "show", "isaac", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["xbar_rows"] == 128
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["xbar_rows"] == 128
+    for key in ("peak_gops", "peak_gops_per_w", "peak_gops_per_s_mm2", "area_mm2", "power_w", "weight_capacity"):
+        assert isinstance(figures[key], (int, float)) and figures[key] > 0, key
+    assert figures["peak_gops_per_w"] == pytest.approx(627.3, rel=1e-3)
+
+
+def test_targets_show_prints_the_hierarchy_and_devices_list(capsys):
+    assert main(["targets", "show", "puma"]) == 0
+    out = capsys.readouterr().out
+    for words in ("138 tiles", "8 groups x 16 crossbars", "128x128", "rram-2bit", "TOPS/W", "tile power"):
+        assert words in out, words
+    assert main(["targets", "show", "isaac", "--set", "device=rram-1bit", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cell_bits"] == 1
+    assert main(["targets", "devices"]) == 0
+    out = capsys.readouterr().out
+    assert "rram-1bit" in out and "rram-2bit" in out
 
 
 def _garbage_files(tmp_path, resnet20_path):

@@ -80,3 +80,106 @@ def test_cost_ops_are_written_and_replaced():
     again = cimc.opt(r.module, "cost").module
     assert sum(op.kind == "cost.layer" for op in again.ops) == 1
     assert [op for op in again.ops if op.kind == "cost.layer"] == [op for op in r.module.ops if op.kind == "cost.layer"]
+
+
+def _layer(report, name="fc"):
+    return next(x for x in report.layers if x.name == name)
+
+
+def test_partial_row_reads_multiply_reads_and_conversions_not_row_energy():
+    """rows_per_read R: every input digit takes ceil(rows / R) reads, each converting the
+    block's columns; each row is still driven once per digit."""
+    t = load_target("rram-256")
+    full = _layer(_one_layer(t, rows=100, cols=20, mvms=3).report)
+    part = _layer(_one_layer(t.replace(rows_per_read=32), rows=100, cols=20, mvms=3).report)
+    splits = math.ceil(100 / 32)
+    assert part.latency_ns == pytest.approx(splits * full.latency_ns)
+    e_full, e_part = full.energy_breakdown_nj, part.energy_breakdown_nj
+    assert e_part["adc"] == pytest.approx(splits * e_full["adc"])
+    assert e_part["dac_and_periphery"] == pytest.approx(e_full["dac_and_periphery"])
+    assert e_part["array"] == pytest.approx(e_full["array"])
+
+
+def test_mvm_fill_reads_cost_time_not_energy():
+    t = load_target("rram-256")
+    base = _layer(_one_layer(t, rows=100, cols=20, mvms=1).report)
+    fill = _layer(_one_layer(t.replace(mvm_fill_reads=2), rows=100, cols=20, mvms=1).report)
+    assert fill.latency_ns == pytest.approx(base.latency_ns * (t.reads_per_mvm + 2) / t.reads_per_mvm)
+    assert fill.energy_nj == pytest.approx(base.energy_nj)
+
+
+def test_static_energy_is_leakage_of_what_is_in_use_over_one_period():
+    t = load_target("rram-256").replace(tile_leakage_mw=3.0, xbar_static_mw=0.5)
+    r = _one_layer(t, rows=300, cols=20, mvms=4).report
+    expected_pj = (r.tiles_used * 3.0 + r.crossbars_used * 0.5) * r.period_ns
+    assert r.energy_breakdown_nj["static"] == pytest.approx(expected_pj * 1e-3)
+    assert r.energy_nj == pytest.approx(sum(r.energy_breakdown_nj.values()))
+
+
+def test_area_breakdown_covers_the_tiles_used_and_layers_share_their_crossbars():
+    t = load_target("isaac")
+    r = _one_layer(t, rows=300, cols=20, mvms=4).report
+    assert sum(r.area_breakdown_mm2.values()) == pytest.approx(r.area_mm2)
+    assert set(r.area_breakdown_mm2) >= {"adc", "array", "dac_and_periphery", "buffer", "network", "digital"}
+    layer = _layer(r)
+    per_xbar_mm2 = (t.xbar_area_um2 + t.xbar_periph_area_um2 + t.adcs_per_xbar * t.adc_area_um2) * 1e-6
+    cells = 300 * 20 * t.cols_per_weight
+    assert layer.area_mm2 == pytest.approx(cells / t.cells_per_xbar * per_xbar_mm2)
+
+
+@pytest.mark.parametrize("noc, tiles_per_router, a, b, hops", [
+    ("mesh", 1, 0, 0, 0), ("mesh", 1, 0, 1, 2), ("mesh", 1, 0, 11, 3), ("mesh", 1, 0, 9, 10),  # a 10-wide grid
+    ("mesh", 4, 0, 3, 1), ("mesh", 4, 0, 4, 2), ("bus", 1, 0, 83, 1)])
+def test_router_hops(noc, tiles_per_router, a, b, hops):
+    from cimc.cost import router_hops
+
+    t = load_target("rram-256").replace(noc=noc, tiles_per_router=tiles_per_router)
+    assert t.tiles == 84
+    assert router_hops(t, a, b) == hops
+
+
+def _two_layers(target, tile_of_second: int):
+    """fc1 on tile 0, fc2 on `tile_of_second`: the data between them crosses the network."""
+    ops = [
+        Op.make("nn.input", "x", (), shape=(1, 64), name="x"),
+        Op.make("nn.matmul", "fc1", ["x"], shape=(1, 32), in_features=64, out_features=32, weight="w1", bias=False),
+        Op.make("nn.matmul", "fc2", ["fc1"], shape=(1, 16), in_features=32, out_features=16, weight="w2",
+                bias=False),
+        Op.make("nn.output", None, ["fc2"]),
+    ]
+    m = cimc.opt(Module("t", target, tuple(ops)), "lower,partition,place").module
+    moved = []
+    for op in m.ops:
+        if op.kind == "map.place" and op.operands[0].startswith("fc2"):
+            op = Op.make("map.place", None, op.operands, at=[0, 0], tile=tile_of_second, xbar=op["xbar"])
+        moved.append(op)
+    return cimc.opt(m.with_ops(moved), "cost").report
+
+
+def test_network_energy_is_bytes_times_router_hops():
+    t = load_target("rram-256")
+    near, far = _two_layers(t, 0), _two_layers(t, 12)  # tile 12: router 3 on a 5-wide grid of 21 routers
+    from cimc.cost import router_hops
+
+    hops = router_hops(t, 0, 12)
+    assert hops == 4
+    assert near.energy_breakdown_nj["network"] == 0
+    nbytes = 32 * t.input_bits / 8  # fc1's output to fc2's tile
+    assert far.network["bytes_between_tiles"] == pytest.approx(nbytes)
+    assert far.energy_breakdown_nj["network"] == pytest.approx(nbytes * hops * t.noc_pj_per_byte_hop * 1e-3)
+    assert _layer(far, "fc2").latency_ns >= nbytes / t.noc_bytes_per_ns
+
+
+def test_mapping_over_several_chips_reports_reprogramming_one_chip_instead():
+    t = load_target("rram-128", {"xbars_per_tile": 2, "tiles": 2})
+    r = _one_layer(t, rows=128 * 6, cols=16, mvms=1,
+                   passes="lower,partition,place{overflow=chips},cost").report
+    assert r.chips_used == 2
+    rp = r.reprogramming
+    assert rp["costed"] and rp["crossbars"] == 2 and rp["cells"] == 2 * 128 * 16 * t.cols_per_weight
+    assert rp["ns"] == pytest.approx(t.xbar_rows * t.cell_write_ns)
+    assert rp["nj"] == pytest.approx(rp["cells"] * t.cell_write_pj * 1e-3)
+    assert any("reprogrammed" in w for w in r.warnings)
+    no_write = _one_layer(t.replace(cell_write_ns=0.0, cell_write_pj=0.0), rows=128 * 6, cols=16, mvms=1,
+                          passes="lower,partition,place{overflow=chips},cost").report
+    assert not no_write.reprogramming["costed"] and any("not costed" in w for w in no_write.warnings)

@@ -1,9 +1,9 @@
 import pytest
 
 from cimc.errors import TargetError
-from cimc.targets import load_target, parse_override, preset_names
+from cimc.targets import device_names, load_device, load_target, parse_override, preset_names
 
-PRESETS = ["isaac", "rnc-128", "rram-128", "rram-256", "rram-512"]
+PRESETS = ["isaac", "puma", "pimcomp", "neurosim", "mnsim", "rnc-128", "rram-128", "rram-256", "rram-512"]
 
 
 def test_every_preset_loads_and_notes_its_source():
@@ -97,23 +97,53 @@ def test_parse_override():
         parse_override("bogus=1")
 
 
-# ISAAC (ISCA 2016, Table I and corrected Table IV) derived from the preset's per-component
-# numbers: nothing below is written into the preset as a total.
-@pytest.mark.parametrize("figure, published, tolerance", [
-    ("peak_gops_per_s_mm2", 478.95, 0.02),  # cimc 483.3: +0.9 %
-    ("peak_gops_per_w", 627.5, 0.01),  # cimc 627.3
-    ("tile_power_mw", 330.0, 0.01),  # cimc 329.9
-    ("tile_area_mm2", 0.372, 0.01),  # cimc 0.3723
-    ("power_w", 65.8, 0.01),  # chip with HyperTransport
-    ("area_mm2", 85.4, 0.01),
-])
-def test_isaac_peak_figures_match_the_paper(figure, published, tolerance):
-    value = load_target("isaac").peak()[figure]
-    assert abs(value - published) / published <= tolerance, f"{figure}: cimc {value:.4g}, ISAAC {published}"
-
-
 def test_peak_figures_follow_the_components():
     t = load_target("rram-256")
     slow = t.replace(xbar_read_ns=2 * t.xbar_read_ns, adc_conversion_ns=2 * t.adc_conversion_ns)
     assert slow.peak()["peak_gops"] == pytest.approx(t.peak()["peak_gops"] / 2)
     assert t.peak()["weight_capacity"] == t.xbars * t.xbar_rows * (t.xbar_cols // t.cols_per_weight)
+
+
+def test_device_presets_fill_the_device_keys_under_the_target_and_under_overrides(tmp_path):
+    assert {"rram-1bit", "rram-2bit"} <= set(device_names())
+    for name in device_names():
+        d = load_device(name)
+        assert d["source"].strip() and d["cell_bits"] in (1, 2)
+    isaac = load_target("isaac")
+    assert isaac.device == "rram-2bit" and isaac.cell_write_ns == load_device("rram-2bit")["cell_write_ns"]
+    # a device named on the command line replaces the file's device keys; other overrides win over both
+    one = load_target("isaac", {"device": "rram-1bit"})
+    assert (one.cell_bits, one.on_off_ratio, one.slices) == (1, 17.0, 16)
+    assert load_target("isaac", {"device": "rram-1bit", "cell_bits": 4}).cell_bits == 4
+    assert isaac.replace(device="rram-1bit").cell_bits == 1
+    # in a user file, its own keys win over its device's
+    f = tmp_path / "chip.toml"
+    f.write_text('base = "rram-256"\nname = "chip"\ndevice = "rram-1bit"\ncell_bits = 2\n')
+    chip = load_target(f)
+    assert (chip.cell_bits, chip.r_on_kohm) == (2, 100.0)
+    with pytest.raises(TargetError, match="unknown device"):
+        load_target("isaac", {"device": "memristor-9000"})
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"rows_per_read": -1}, ">= 0"),
+    ({"noc": "torus"}, "noc"),
+    ({"xbars_per_group": 0}, "positive"),
+])
+def test_bad_hierarchy_values(overrides, words):
+    with pytest.raises(TargetError, match=words):
+        load_target("rram-256", overrides)
+
+
+def test_hierarchy_figures():
+    t = load_target("isaac")
+    assert (t.groups_per_tile, t.xbars_per_group) == (12, 8)  # 12 IMAs of 8 crossbars
+    assert load_target("rram-256", {"xbars_per_tile": 10}).groups_per_tile == 2  # a partial last group
+    p = t.peak()
+    assert p["group_power_mw"] * t.groups_per_tile + sum(
+        v for k, v in t.tile_power_breakdown().items() if k in ("buffer", "network", "digital", "other")
+    ) == pytest.approx(p["tile_power_mw"])
+    assert sum(t.tile_area_breakdown().values()) == pytest.approx(t.tile_area_mm2)
+    # partial reads: more conversions per MVM, so a full MVM takes longer
+    r256 = load_target("rram-256")
+    assert r256.replace(rows_per_read=64).xbar_mvm_ns == pytest.approx(4 * r256.xbar_mvm_ns)
