@@ -221,6 +221,9 @@ def describe_target(t, f: dict) -> str:
              + (f" (off-chip link {t.chip_io_power_mw / 1e3:.4g} W, {t.chip_io_area_mm2:.4g} mm2)" if t.chip_io_power_mw else ""),
              f"tile      {t.groups_per_tile} groups x {t.xbars_per_group} crossbars, {t.tile_area_mm2:.4g} mm2, "
              f"{f['tile_power_mw']:.4g} mW" + (f", buffer {t.buffer_kb:g} KB" if t.buffer_kb else ""),
+             *([f"pools     " + ", ".join(f"{r}x{c} x {n}" + (" (pool 0)" if p == 0 else "")
+                                       for p, (r, c, n) in enumerate(t.pool_list)) + " per tile"]
+               if t.pools else []),
              f"group     {t.xbars_per_group} crossbars, {f['group_area_mm2']:.4g} mm2, {f['group_power_mw']:.4g} mW",
              f"crossbar  {t.xbar_rows}x{t.xbar_cols}, {t.cell_bits}-bit cells, {t.weight_bits}-bit weights in "
              f"{t.slices} slices ({signed}): {t.weights_per_xbar:,} weights",

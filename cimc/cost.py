@@ -36,7 +36,7 @@ import math
 from collections import defaultdict
 
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, block_footprint, crossbars_lower_bound, weight_cells
+from cimc.mapping import WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, pool_target, weight_cells
 from cimc.ops import DIGITAL_KINDS
 from cimc.report import LayerCost, Report
 
@@ -199,7 +199,9 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     data_bytes = t.input_bits / 8
     copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed = mapping_loads(module)
     home = home_tiles(module, blocks, placed) if placed else {}
-    xbar_um2 = t.xbar_area_um2 + t.xbar_periph_area_um2 + t.adcs_per_xbar * t.adc_area_um2
+    from cimc.passes.partition import xbar_area_um2
+
+    pool_cells: dict[int, int] = defaultdict(int)  # one copy of every weight, per crossbar pool
     net_bytes = net_byte_hops = 0.0
 
     layers: list[LayerCost] = []
@@ -250,7 +252,13 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             base_ns[op.result] = max(op["mvms"] * mvm_ns, traffic_ns)
             n_xbars = len(layer_xbar_load.get(op.result, {}))
             energy_pj = sum(parts.values())
-            area = sum(block_footprint(t, b).cells for b in bs) / t.cells_per_xbar * xbar_um2 * 1e-6
+            area = 0.0
+            for b in bs:
+                view = pool_target(t, b)
+                cells_b = block_footprint(t, b).cells
+                area += cells_b / view.cells_per_xbar * xbar_area_um2(view) * 1e-6
+                if b["copy"] == 0:
+                    pool_cells[block_pool(t, b)] += cells_b
             layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"], len(bs),
                                     c, n_xbars, latency, energy_pj * 1e-3, energy_breakdown_nj=_nj(parts),
                                     area_mm2=area))
@@ -278,7 +286,13 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
 
     xbars_used = len(xbar_load)
     tiles = {key[0] for key in xbar_load if key[0] != "unplaced"}
-    tiles_used = len(tiles) if placed else math.ceil(xbars_used / t.xbars_per_tile)
+    tiles_used = len(tiles) if placed else math.ceil(xbars_used / t.xbars_per_tile_all)
+    # cells of the crossbars used (their pool's size), and the fewest crossbars one copy fits
+    used_cells = sum(t.pool(t.pool_of_xbar(key[1])).cells_per_xbar if key[0] != "unplaced"
+                     else pool_target(t, defs[key[1]]).cells_per_xbar for key in xbar_load) if t.pools \
+        else xbars_used * t.cells_per_xbar
+    xbars_bound = (sum(crossbars_lower_bound(t.pool(p), c) for p, c in pool_cells.items()) if t.pools
+                   else crossbars_lower_bound(t, cells_one_copy))
     chips_used = max((tile // t.tiles + 1 for tile in tiles), default=max(1, -(-xbars_used // t.xbars)))
     budget = int(module.get("budget", t.xbars * chips_used))
     digital_period = digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1))
@@ -312,8 +326,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     return Report(
         model=model or module.name, target=t.name, passes=passes or str(module.get("passes", "")),
         crossbars_used=xbars_used, crossbars_available=t.xbars * chips_used, chips_used=chips_used, budget=budget,
-        crossbars_lower_bound=crossbars_lower_bound(t, cells_one_copy),
-        utilization=(cells_all / (xbars_used * t.cells_per_xbar)) if xbars_used else 0.0,
+        crossbars_lower_bound=xbars_bound,
+        utilization=(cells_all / used_cells) if xbars_used else 0.0,
         latency_ns=latency_ns, latency_lower_bound_ns=latency_bound_ns,
         throughput_ips=1e9 / period_ns, throughput_upper_bound_ips=1e9 / period_bound_ns,
         period_ns=period_ns, period_lower_bound_ns=period_bound_ns,
@@ -326,7 +340,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                   "crossbars": sum(len([b for b in bs if b["copy"] == 0]) for bs in blocks.values())},
         gap={"throughput": period_ns / period_bound_ns - 1, "latency": latency_ns / latency_bound_ns - 1
              if latency_bound_ns else 0.0,
-             "crossbars": xbars_used / max(crossbars_lower_bound(t, cells_one_copy), 1) - 1},
+             "crossbars": xbars_used / max(xbars_bound, 1) - 1},
         solver=info, stream=stream, warnings=tuple(warnings), energy_breakdown_nj=_nj(totals),
         area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
         network={"topology": t.noc, "bytes_between_tiles": net_bytes, "byte_hops": net_byte_hops},

@@ -69,6 +69,16 @@ def block_footprint(target: Target, block) -> Footprint:
     return footprint(target, g1 - g0, r1 - r0, c1 - c0, block["layout"])
 
 
+def block_pool(target: Target, block) -> int:
+    """The crossbar pool a block is mapped to (0 on a one-pool target)."""
+    return block.get("pool", 0) if target.pools else 0
+
+
+def pool_target(target: Target, block) -> Target:
+    """The target as the block's pool sees it (its crossbar size and count)."""
+    return target.pool(block_pool(target, block)) if target.pools else target
+
+
 def weight_cells(target: Target, layer) -> int:
     """Cells that hold this layer's weights (one copy), bit slices and sign columns included."""
     return layer["groups"] * layer["rows"] * layer["cols"] * target.cols_per_weight

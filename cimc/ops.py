@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from cimc.mapping import LAYOUTS, WEIGHT_KINDS, block_footprint, max_cols_per_block
+from cimc.mapping import LAYOUTS, WEIGHT_KINDS, block_footprint, block_pool, max_cols_per_block, pool_target
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,16 @@ def _check_block(op, defs, target):
         return f"copy = {op['copy']} is negative"
     if op.get("share") is not None and not 1 <= op["share"] <= layer["mvms"]:
         return f"share = {op['share']} must be between 1 and the layer's {layer['mvms']} MVMs"
+    pool = op.get("pool")
+    if pool is not None and not 0 <= pool < len(target.pool_list):
+        return (f"pool = {pool}, but target '{target.name}' has {len(target.pool_list)} crossbar pool(s) "
+                f"(0..{len(target.pool_list) - 1}; more with the target key 'pools')")
+    view = pool_target(target, op)
     fp = block_footprint(target, op)
-    if fp.rows > target.xbar_rows or fp.cols > target.xbar_cols:
-        return (f"needs {fp.rows} x {fp.cols} cells, more than a {target.xbar_rows} x {target.xbar_cols} "
+    if fp.rows > view.xbar_rows or fp.cols > view.xbar_cols:
+        return (f"needs {fp.rows} x {fp.cols} cells, more than a {view.xbar_rows} x {view.xbar_cols} "
                 f"crossbar of target '{target.name}'")
-    if op["cols"][1] - op["cols"][0] > max_cols_per_block(target) and op["layout"] == "diag":
+    if op["cols"][1] - op["cols"][0] > max_cols_per_block(view) and op["layout"] == "diag":
         return f"has more columns than fit one crossbar of target '{target.name}'"
     return None
 
@@ -100,15 +105,20 @@ def _check_place(op, defs, target):
         return f"places %{block.result}, a {block.kind}; only map.block values are placed"
     if op["tile"] < 0:  # tiles past the first chip's are on further chips of the same kind
         return f"tile = {op['tile']} is negative"
-    if not 0 <= op["xbar"] < target.xbars_per_tile:
-        return f"xbar = {op['xbar']} is outside a tile of target '{target.name}' (0..{target.xbars_per_tile - 1})"
+    if not 0 <= op["xbar"] < target.xbars_per_tile_all:
+        return (f"xbar = {op['xbar']} is outside a tile of target '{target.name}' "
+                f"(0..{target.xbars_per_tile_all - 1})")
     at = op["at"]
     if len(at) != 2 or min(at) < 0:
         return f"at = {list(at)} must be [row, col] >= 0"
+    if target.pools and target.pool_of_xbar(op["xbar"]) != block_pool(target, block):
+        return (f"puts a block of pool {block_pool(target, block)} on crossbar {op['xbar']}, which is in pool "
+                f"{target.pool_of_xbar(op['xbar'])}")
+    view = pool_target(target, block)
     fp = block_footprint(target, block)
-    if at[0] + fp.rows > target.xbar_rows or at[1] + fp.cols > target.xbar_cols:
+    if at[0] + fp.rows > view.xbar_rows or at[1] + fp.cols > view.xbar_cols:
         return (f"puts a {fp.rows} x {fp.cols} block at {list(at)}, past the edge of a "
-                f"{target.xbar_rows} x {target.xbar_cols} crossbar")
+                f"{view.xbar_rows} x {view.xbar_cols} crossbar")
     return None
 
 
@@ -143,7 +153,7 @@ OPS: dict[str, OpSpec] = {
     "nn.reshape": _DIGITAL,  # data movement only: Reshape, Transpose, Flatten, Split, Pad, ...
     # how it is mapped
     "map.block": OpSpec(1, 1, True, {"copy": "int", "groups": "range", "rows": "range", "cols": "range",
-                                     "layout": "str"}, {"share": "int"}, _check_block),
+                                     "layout": "str"}, {"share": "int", "pool": "int"}, _check_block),
     "map.place": OpSpec(1, 1, False, {"tile": "int", "xbar": "int", "at": "ints"}, {}, _check_place),
     # when it runs (written by the schedule pass), for inference 0
     "sched.slot": OpSpec(1, 1, False, {"start_ns": "float", "end_ns": "float"}),

@@ -207,6 +207,12 @@ class DuplicatePass:
 
     def run(self, module: Module) -> Module:
         budget = self.budget or int(module.get("budget", 0)) or module.target.xbars
+        if module.target.pools:
+            from dataclasses import replace
+
+            from cimc.passes.pools import run_per_pool
+
+            return run_per_pool(replace(self, budget=0), module, budget)
         infos = layer_infos(module)
         if not infos:
             raise PipelineError("duplicate: the module has no blocks; run 'partition' first.")

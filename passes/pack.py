@@ -143,6 +143,10 @@ class PackPass:
     def run(self, module: Module) -> Module:
         t = module.target
         budget = int(module.get("budget", 0)) or None
+        if t.pools:
+            from cimc.passes.pools import run_per_pool
+
+            return run_per_pool(self, module, budget)
         neighbours = _neighbours(module) if self.separate_neighbours else {}
         period = float(module.get("period_target_ns", 0.0))
         objective = str(module.get("duplicate_objective", ""))

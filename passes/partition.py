@@ -10,6 +10,11 @@ choose, by `grouped`:
 - "auto" (default): of diag and serial, the one with the smaller crossbars x reads
   product, then the fewer crossbars.
 Existing map.* and cost.* ops are dropped: partition starts a mapping afresh.
+
+On a target with several crossbar pools (target key `pools`), each layer goes to one pool
+(`pool`): "auto" (default) takes, layers in decreasing size, the pool whose crossbars its
+blocks occupy with the least area (fewer blocks on a tie) among those with crossbars left
+on the chip, else the least-area pool; a number puts every layer in that pool.
 """
 
 from __future__ import annotations
@@ -60,28 +65,68 @@ def choose_layout(target: Target, groups: int, rows: int, cols: int, grouped: st
     return min((_plan(target, groups, rows, cols, lay) for lay in ("diag", "serial")), key=score)
 
 
+def xbar_area_um2(view: Target) -> float:
+    """Area of one crossbar of a (one-pool) target with its periphery and ADCs."""
+    return view.xbar_area_um2 + view.xbar_periph_area_um2 + view.adcs_per_xbar * view.adc_area_um2
+
+
+def choose_pools(target: Target, layers: list[Op], grouped: str, pool: str) -> dict[str, tuple[int, list]]:
+    """Per weight layer: (pool, block plan)."""
+    n = len(target.pool_list)
+    if pool != "auto":
+        p = int(pool)
+        view = target.pool(p)
+        return {op.result: (p, choose_layout(view, op["groups"], op["rows"], op["cols"], grouped)) for op in layers}
+    options = {op.result: [(len(plan) * xbar_area_um2(target.pool(p)), len(plan), p, plan)
+                           for p in range(n)
+                           for plan in [choose_layout(target.pool(p), op["groups"], op["rows"], op["cols"], grouped)]]
+               for op in layers}
+    left = {p: cnt * target.tiles for p, (_, _, cnt) in enumerate(target.pool_list)}
+    chosen = {}
+    for name in sorted(options, key=lambda k: (-min(o[0] for o in options[k]), k)):
+        ranked = sorted(options[name], key=lambda o: o[:3])
+        area, blocks, p, plan = next((o for o in ranked if o[1] <= left[o[2]]), ranked[0])
+        left[p] -= blocks
+        chosen[name] = (p, plan)
+    return chosen
+
+
 @dataclass(frozen=True)
 class PartitionPass:
     name = "partition"
     grouped: str = "auto"
+    pool: str = "auto"  # pools: "auto" or the index of the pool every layer goes to
 
     def __post_init__(self):
         if self.grouped not in GROUPED:
             raise PipelineError(f"partition: grouped must be one of {', '.join(GROUPED)}, got '{self.grouped}'.")
+        if self.pool != "auto" and not str(self.pool).isdigit():
+            raise PipelineError(f"partition: pool must be 'auto' or a pool number, got '{self.pool}'.")
 
     def run(self, module: Module) -> Module:
         target = module.target
+        layers = [op for op in module.ops if op.kind in WEIGHT_KINDS]
+        for op in layers:
+            if op.get("rows") is None:
+                raise VerifyError(f"%{op.result}: {op.kind} has no matrix view; run 'lower' before 'partition'.")
+        if self.pool != "auto" and int(self.pool) >= len(target.pool_list):
+            raise PipelineError(f"partition: pool {self.pool}, but target '{target.name}' has "
+                                f"{len(target.pool_list)} crossbar pool(s) (0..{len(target.pool_list) - 1}).")
+        if target.pools:
+            plans = choose_pools(target, layers, self.grouped, self.pool)
+        else:
+            plans = {op.result: (None, choose_layout(target, op["groups"], op["rows"], op["cols"], self.grouped))
+                     for op in layers}
         ops: list[Op] = []
         for op in module.ops:
             if op.namespace in ("map", "cost"):
                 continue
             ops.append(op)
-            if op.kind not in WEIGHT_KINDS:
+            if op.result not in plans:
                 continue
-            if op.get("rows") is None:
-                raise VerifyError(f"%{op.result}: {op.kind} has no matrix view; run 'lower' before 'partition'.")
-            plan = choose_layout(target, op["groups"], op["rows"], op["cols"], self.grouped)
+            p, plan = plans[op.result]
+            extra = {} if p is None else {"pool": p}
             for i, (g, r, c, layout) in enumerate(plan):
                 ops.append(Op.make("map.block", f"{op.result}.b{i}", [op.result], copy=0, groups=g, rows=r, cols=c,
-                                   layout=layout))
+                                   layout=layout, **extra))
         return module.with_ops(ops)

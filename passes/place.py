@@ -5,6 +5,7 @@ out in op order, filling tile 0 first. A model needing more crossbars than one c
 spills onto further chips of the same kind (`overflow=chips`, the default, as ISAAC maps
 large networks over several chips: tile t is on chip t // tiles, and the report says how
 many chips it took), or is `Infeasible` with the count it needs (`overflow=error`).
+With several crossbar pools, each pool's blocks take that pool's crossbars in turn.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
+from cimc.mapping import block_pool
 
 
 @dataclass(frozen=True)
@@ -27,15 +29,24 @@ class PlacePass:
     def run(self, module: Module) -> Module:
         target = module.target
         blocks = [op for op in module.ops if op.kind == "map.block"]
-        if len(blocks) > target.xbars and self.overflow == "error":
-            raise Infeasible(
-                f"model '{module.name}' needs {len(blocks)} crossbars with one block per crossbar, but target "
-                f"'{target.name}' has {target.xbars} ({target.tiles} tiles x {target.xbars_per_tile}). "
-                f"Use a larger target (e.g. --set tiles={-(-len(blocks) // target.xbars_per_tile)}) "
-                "or let it span chips (place{overflow=chips}).")
+        place = []
+        used = [0] * len(target.pool_list)
+        for b in blocks:
+            p = block_pool(target, b)
+            n = target.pool_list[p][2]
+            i = used[p]
+            used[p] += 1
+            place.append(Op.make("map.place", None, [b.result], tile=i // n, xbar=target.pool_offset(p) + i % n,
+                                 at=(0, 0)))
+        for p, (rows, cols, n) in enumerate(target.pool_list):
+            if used[p] > n * target.tiles and self.overflow == "error":
+                what = f"{rows}x{cols} crossbars (pool {p})" if target.pools else "crossbars"
+                raise Infeasible(
+                    f"model '{module.name}' needs {used[p]} {what} with one block per crossbar, but target "
+                    f"'{target.name}' has {n * target.tiles} ({target.tiles} tiles x {n}). "
+                    f"Use a larger target (e.g. --set tiles={-(-used[p] // n)}) "
+                    "or let it span chips (place{overflow=chips}).")
         ops = [op for op in module.ops if op.kind != "map.place" and op.namespace != "cost"]
-        place = [Op.make("map.place", None, [b.result], tile=i // target.xbars_per_tile,
-                         xbar=i % target.xbars_per_tile, at=(0, 0)) for i, b in enumerate(blocks)]
         # a block's place op follows the block, keeping each layer's mapping together in the text
         out: list[Op] = []
         by_block = {p.operands[0]: p for p in place}

@@ -63,6 +63,11 @@ class Target:
     # -- the hierarchy: chip > tiles > crossbar groups (ISAAC's IMA, PUMA's core, PIMCOMP's
     #    matrix unit, NeuroSim's PE) > crossbars
     xbars_per_group: int = 1
+    # more crossbar sizes on one chip: "ROWSxCOLS*COUNT, ..." per tile, beside the
+    # `xbar_rows` x `xbar_cols` x `xbars_per_tile` pool (pool 0); each pool's crossbars are
+    # indexed after the previous pools' in a tile. Per-crossbar area and leakage scale with
+    # the pool's size (array with its cells, periphery with its rows, ADCs with its columns).
+    pools: str = ""
     group_periph_area_mm2: float = 0.0  # input/output registers, control of one group
     group_periph_power_mw: float = 0.0
     rows_per_read: int = 0  # rows driven in one read (NeuroSim's parallel read); 0: all rows
@@ -116,7 +121,47 @@ class Target:
 
     @functools.cached_property
     def xbars(self) -> int:
-        return self.xbars_per_tile * self.tiles
+        """Crossbars of one chip, every pool."""
+        return self.xbars_per_tile_all * self.tiles
+
+    # ---- crossbar pools --------------------------------------------------------------
+    @functools.cached_property
+    def pool_list(self) -> tuple[tuple[int, int, int], ...]:
+        """(rows, cols, crossbars per tile) of every pool; pool 0 is the target's own size."""
+        return ((self.xbar_rows, self.xbar_cols, self.xbars_per_tile), *parse_pools(self.pools))
+
+    @functools.cached_property
+    def xbars_per_tile_all(self) -> int:
+        return sum(n for _, _, n in self.pool_list)
+
+    def pool_offset(self, pool: int) -> int:
+        """Index of the pool's first crossbar in a tile."""
+        return sum(n for _, _, n in self.pool_list[:pool])
+
+    def pool_of_xbar(self, xbar: int) -> int:
+        for p, (_, _, n) in enumerate(self.pool_list):
+            if xbar < n:
+                return p
+            xbar -= n
+        raise IndexError(xbar)
+
+    def pool(self, p: int) -> "Target":
+        """The target as seen by the crossbars of pool `p` alone (a one-pool target)."""
+        memo = self.__dict__.setdefault("_pool_memo", {})
+        view = memo.get(p)
+        if view is None:
+            if not self.pools:
+                view = self
+            else:
+                rows, cols, n = self.pool_list[p]
+                adcs = math.ceil(cols / self.cols_per_adc) / self.adcs_per_xbar
+                view = dataclasses.replace(
+                    self, pools="", xbar_rows=rows, xbar_cols=cols, xbars_per_tile=n,
+                    xbar_area_um2=self.xbar_area_um2 * rows * cols / self.cells_per_xbar,
+                    xbar_periph_area_um2=self.xbar_periph_area_um2 * rows / self.xbar_rows,
+                    xbar_static_mw=self.xbar_static_mw * adcs)
+            memo[p] = view
+        return view
 
     @functools.cached_property
     def adcs_per_xbar(self) -> int:
@@ -128,19 +173,23 @@ class Target:
 
     @functools.cached_property
     def groups_per_tile(self) -> int:
-        """Crossbar groups of a tile (the last one may be partial)."""
-        return -(-self.xbars_per_tile // self.xbars_per_group)
+        """Crossbar groups of a tile, every pool (the last one may be partial)."""
+        return -(-self.xbars_per_tile_all // self.xbars_per_group)
 
     def row_reads(self, rows: int) -> int:
         """Reads one input digit needs for a block of `rows` physical rows: one, or one per
         `rows_per_read` rows when the array is read in parts (partial sums added digitally)."""
         return math.ceil(rows / self.rows_per_read) if self.rows_per_read else 1
 
+    def _pool_views(self) -> list["Target"]:
+        return [self.pool(p) for p in range(len(self.pool_list))] if self.pools else [self]
+
     def tile_area_breakdown(self) -> dict:
         """Area (mm2) of one tile by component."""
-        n = self.xbars_per_tile
-        return {"array": n * self.xbar_area_um2 * 1e-6, "dac_and_periphery": n * self.xbar_periph_area_um2 * 1e-6,
-                "adc": n * self.adcs_per_xbar * self.adc_area_um2 * 1e-6,
+        views = self._pool_views()
+        return {"array": sum(v.xbars_per_tile * v.xbar_area_um2 for v in views) * 1e-6,
+                "dac_and_periphery": sum(v.xbars_per_tile * v.xbar_periph_area_um2 for v in views) * 1e-6,
+                "adc": sum(v.xbars_per_tile * v.adcs_per_xbar for v in views) * self.adc_area_um2 * 1e-6,
                 "group_periphery": self.groups_per_tile * self.group_periph_area_mm2,
                 "buffer": self.buffer_area_mm2, "network": self.network_area_mm2, "digital": self.digital_area_mm2,
                 "other": self.tile_overhead_area_mm2}
@@ -180,23 +229,27 @@ class Target:
         """Peak throughput, power and area of the whole chip, all crossbars busy.
 
         Operations count 2 per multiply-accumulate of a full-precision weight and input."""
-        gops = 2 * self.weights_per_xbar * self.xbars / self.xbar_mvm_ns  # ops per ns = GOPS
+        gops = sum(2 * v.weights_per_xbar * v.xbars_per_tile * self.tiles / v.xbar_mvm_ns  # ops per ns = GOPS
+                   for v in self._pool_views())
         tile_mw = sum(self.tile_power_breakdown().values())
         power_w = (self.tiles * tile_mw + self.chip_io_power_mw) * 1e-3
         area = self.chip_area_mm2 + self.chip_io_area_mm2
         return {"peak_gops": gops, "power_w": power_w, "area_mm2": area, "peak_gops_per_w": gops / power_w,
                 "peak_gops_per_s_mm2": gops / area, "tile_power_mw": tile_mw, "tile_area_mm2": self.tile_area_mm2,
                 "group_power_mw": self.group_power_mw, "group_area_mm2": self.group_area_mm2,
-                "weight_capacity": self.weights_per_xbar * self.xbars}
+                "weight_capacity": sum(v.weights_per_xbar * v.xbars_per_tile for v in self._pool_views()) * self.tiles}
 
     def tile_power_breakdown(self) -> dict:
         """Power (mW) of one tile with every crossbar busy, by component."""
-        n, t = self.xbars_per_tile, self.xbar_mvm_ns
-        r, c = self.xbar_rows, self.xbar_cols
-        reads = self.reads_per_mvm
-        return {"adc": n * (reads * self.row_reads(r) * c * self.adc_conversion_pj / t + self.xbar_static_mw),
-                "dac_and_periphery": n * reads * r * self.row_read_pj / t,
-                "array": n * reads * r * c * self.cell_read_fj * 1e-3 / t,
+        adc = dac = array = 0.0
+        for v in self._pool_views():
+            n, t = v.xbars_per_tile, v.xbar_mvm_ns
+            r, c = v.xbar_rows, v.xbar_cols
+            reads = v.reads_per_mvm
+            adc += n * (reads * v.row_reads(r) * c * v.adc_conversion_pj / t + v.xbar_static_mw)
+            dac += n * reads * r * v.row_read_pj / t
+            array += n * reads * r * c * v.cell_read_fj * 1e-3 / t
+        return {"adc": adc, "dac_and_periphery": dac, "array": array,
                 "group_periphery": self.groups_per_tile * self.group_periph_power_mw,
                 "buffer": self.buffer_power_mw, "network": self.network_power_mw, "digital": self.digital_power_mw,
                 "other": self.tile_overhead_power_mw}
@@ -206,7 +259,7 @@ class Target:
         """One crossbar group (IMA / core / matrix unit) with its crossbars busy."""
         p = self.tile_power_breakdown()
         xbars = p["adc"] + p["dac_and_periphery"] + p["array"]
-        return xbars / self.groups_per_tile + self.group_periph_power_mw
+        return xbars / self.groups_per_tile + self.group_periph_power_mw  # the tile's crossbars, every pool
 
     @functools.cached_property
     def group_area_mm2(self) -> float:
@@ -243,6 +296,14 @@ class Target:
                 f"{where}: 'signed_weights' must be one of {', '.join(SIGNED_ENCODINGS)}, "
                 f"got '{self.signed_weights}'."
             )
+        try:
+            pools = parse_pools(self.pools)
+        except ValueError as e:
+            raise TargetError(f"{where}: 'pools' = {self.pools!r}: {e}") from None
+        for rows, cols, _ in pools:
+            if self.cols_per_weight + (1 if self.signed_weights == "offset" else 0) > cols:
+                raise TargetError(f"{where}: pool {rows}x{cols} cannot hold one weight "
+                                  f"({self.cols_per_weight} columns).")
         if self.noc not in NOC_KINDS:
             raise TargetError(f"{where}: 'noc' must be one of {', '.join(NOC_KINDS)}, got '{self.noc}'.")
         if self.cols_per_weight + (1 if self.signed_weights == "offset" else 0) > self.xbar_cols:
@@ -264,6 +325,24 @@ class Target:
 
 _FIELDS = {f.name: f for f in fields(Target)}
 _TYPES = {"int": int, "float": float, "str": str}
+
+
+def parse_pools(text: str) -> list[tuple[int, int, int]]:
+    """'256x256*16, 64x64*64' -> [(256, 256, 16), (64, 64, 64)]; ValueError says what is wrong."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        size, star, count = part.partition("*")
+        rows, x, cols = size.lower().partition("x")
+        try:
+            if not (star and x):
+                raise ValueError
+            r, c, n = int(rows), int(cols), int(count)
+        except ValueError:
+            raise ValueError(f"'{part}' is not ROWSxCOLS*COUNT (e.g. '256x256*16')") from None
+        if not (0 < r <= 1 << 16 and 0 < c <= 1 << 16 and n > 0):
+            raise ValueError(f"'{part}': rows, columns and count must be positive (sizes at most 65536)")
+        out.append((r, c, n))
+    return out
 
 
 def _coerce(key: str, value, where: str):
@@ -394,4 +473,4 @@ def load_target(spec: "str | Path | Target", overrides: dict | None = None) -> T
 
 
 __all__ = ["Target", "load_target", "from_dict", "preset_names", "device_names", "load_device", "parse_override",
-           "PRESET_DIR"]
+           "parse_pools", "PRESET_DIR"]

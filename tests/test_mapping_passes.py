@@ -50,7 +50,8 @@ def check_mapping(r, budget):
     defs = m.by_name()
     for name, p in placed.items():
         cells[(p["tile"], p["xbar"])] += block_footprint(t, defs[name]).cells
-    assert max(cells.values()) <= t.cells_per_xbar
+    for (tile, xbar), n in cells.items():  # each crossbar's own size (its pool's)
+        assert n <= t.pool(t.pool_of_xbar(xbar)).cells_per_xbar
     assert max(xbar_load.values()) <= rep.period_ns * (1 + 1e-9)
     assert rep.crossbars_lower_bound <= rep.crossbars_used
     assert rep.throughput_ips <= rep.throughput_upper_bound_ips * (1 + 1e-9)
@@ -165,3 +166,57 @@ def test_full_report_has_bounds_speedups_and_solver(resnet20_path):
         assert key in d
     assert set(d["speedup_vs_baseline"]) == {"throughput", "latency"}
     assert "schedule_method" in d["solver"] and "duplicate_status" in d["solver"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(chain_models(), st.sampled_from(["64x64*2", "16x16*8,128x128*1"]), st.sampled_from(["baseline", "full"]))
+def test_pipelines_on_a_chip_with_crossbar_pools_keep_every_invariant(model, pools, passes):
+    """Layers go to pools; every block sits in a crossbar of its own pool and fits it; the
+    report counts each crossbar at its own size; the mapping text round-trips."""
+    target = cimc.load_target("rram-128", {"xbar_rows": 32, "xbar_cols": 32, "xbars_per_tile": 4, "tiles": 64,
+                                            "pools": pools})
+    r = cimc.compile(model, target, passes)
+    m = r.module
+    check_mapping(r, target.xbars)
+    defs = m.by_name()
+    for op in m.ops:
+        if op.kind == "map.place":
+            block = defs[op.operands[0]]
+            assert target.pool_of_xbar(op["xbar"]) == block["pool"]
+    assert cimc.parse(cimc.print_module(m)).ops == m.ops
+
+
+def test_partition_sends_each_layer_to_the_pool_where_it_takes_least_area():
+    """A 3x3x3 stem (27 rows) fits a 32x32 crossbar; a 1152-row layer needs 256x256 ones."""
+    from onnx import helper as h
+
+    nodes = [h.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1] * 4),
+             h.make_node("Relu", ["a"], ["b"]),
+             h.make_node("Conv", ["b", "w1"], ["y"], kernel_shape=[3, 3], pads=[1] * 4)]
+    model = ob.model(nodes, [ob.tensor("x", 1, 3, 8, 8)], [ob.tensor("y", 1, 32, 8, 8)],
+                     [ob.weight("w0", 128, 3, 3, 3), ob.weight("w1", 32, 128, 3, 3)])
+    target = cimc.load_target("rram-256", {"pools": "32x32*64"})
+    m = cimc.compile(model, target, "baseline").module
+    pools = {op.operands[0]: op["pool"] for op in m.ops if op.kind == "map.block"}
+    layers = sorted(pools)
+    # the small-input stem goes to the 32x32 pool; the 1152-row layer to the 256x256 one
+    stem, big = (layers[0], layers[1]) if m.by_name()[layers[0]]["rows"] == 27 else (layers[1], layers[0])
+    assert (pools[stem], pools[big]) == (1, 0)
+    forced = cimc.compile(model, target, "lower,partition{pool=1},place,cost").module
+    assert {op["pool"] for op in forced.ops if op.kind == "map.block"} == {1}
+    with pytest.raises(cimc.CimcError, match="pool"):
+        cimc.compile(model, target, "lower,partition{pool=5},place,cost")
+
+
+def test_a_block_on_a_crossbar_of_another_pool_is_refused():
+    from cimc.errors import MappingSyntaxError
+
+    target = cimc.load_target("rram-256", {"pools": "32x32*64"})
+    m = cimc.compile(ob.tiny_cnn(), target, "baseline").module
+    text = cimc.print_module(m)
+    moved = text.replace("xbar = 48}", "xbar = 0}", 1) if "xbar = 48}" in text else None
+    assert moved is not None and moved != text
+    with pytest.raises(MappingSyntaxError, match="in pool 0"):
+        cimc.parse(moved)
+    with pytest.raises(MappingSyntaxError, match="crossbar pool"):
+        cimc.parse(text.replace("pool = 1", "pool = 7", 1))

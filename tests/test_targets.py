@@ -147,3 +147,25 @@ def test_hierarchy_figures():
     # partial reads: more conversions per MVM, so a full MVM takes longer
     r256 = load_target("rram-256")
     assert r256.replace(rows_per_read=64).xbar_mvm_ns == pytest.approx(4 * r256.xbar_mvm_ns)
+
+
+def test_crossbar_pools():
+    t = load_target("rram-256", {"pools": "64x64*64, 128x128*16"})
+    assert t.pool_list == ((256, 256, 48), (64, 64, 64), (128, 128, 16))
+    assert (t.xbars_per_tile_all, t.xbars, t.pool_offset(2)) == (128, 128 * 84, 112)
+    assert [t.pool_of_xbar(x) for x in (0, 47, 48, 111, 112, 127)] == [0, 0, 1, 1, 2, 2]
+    small = t.pool(1)
+    assert (small.xbar_rows, small.xbar_cols, small.xbars_per_tile, small.pools) == (64, 64, 64, "")
+    assert small.xbar_area_um2 == pytest.approx(t.xbar_area_um2 / 16)  # the array scales with its cells
+    one = load_target("rram-256")
+    # capacity and peak throughput add the pools' crossbars
+    extra = 84 * (64 * 64 * (64 // one.cols_per_weight) + 16 * 128 * (128 // one.cols_per_weight))
+    assert t.peak()["weight_capacity"] == one.peak()["weight_capacity"] + extra
+    assert t.tile_area_mm2 > one.tile_area_mm2
+
+
+@pytest.mark.parametrize("pools, words", [("64x64", "ROWSxCOLS"), ("64*3", "ROWSxCOLS"), ("0x64*3", "positive"),
+                                          ("4x4*2", "cannot hold one weight")])
+def test_bad_pools(pools, words):
+    with pytest.raises(TargetError, match=words):
+        load_target("rram-256", {"pools": pools})
