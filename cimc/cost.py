@@ -32,6 +32,7 @@ is costed alongside, for `speedup_vs_baseline`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 
@@ -308,6 +309,15 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                         + xbars_used * t.xbar_static_mw) * period_ns
     total_energy_pj += totals["static"]
     energy_nj = total_energy_pj * 1e-3
+    # each weight layer carries the leakage of its share of the crossbar area it holds
+    held = sum(layer.area_mm2 for layer in layers)
+    if totals["static"] and held:
+        static_nj = totals["static"] * 1e-3
+        layers = [dataclasses.replace(
+            layer, energy_nj=layer.energy_nj + static_nj * layer.area_mm2 / held,
+            energy_breakdown_nj={**layer.energy_breakdown_nj,
+                                 "static": static_nj * layer.area_mm2 / held}) if layer.area_mm2 else layer
+            for layer in layers]
     info = dict(solver or {})
     for key, value in module.attrs:
         if key.startswith(("duplicate_", "pack_", "schedule_")):

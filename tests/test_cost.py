@@ -114,6 +114,11 @@ def test_static_energy_is_leakage_of_what_is_in_use_over_one_period():
     expected_pj = (r.tiles_used * 3.0 + r.crossbars_used * 0.5) * r.period_ns
     assert r.energy_breakdown_nj["static"] == pytest.approx(expected_pj * 1e-3)
     assert r.energy_nj == pytest.approx(sum(r.energy_breakdown_nj.values()))
+    # per layer: the components add up, and the layers add up to the total
+    for layer in r.layers:
+        assert layer.energy_nj == pytest.approx(sum(layer.energy_breakdown_nj.values()))
+    assert sum(layer.energy_nj for layer in r.layers) == pytest.approx(r.energy_nj)
+    assert _layer(r).energy_breakdown_nj["static"] == pytest.approx(expected_pj * 1e-3)  # the only weight layer
 
 
 def test_area_breakdown_covers_the_tiles_used_and_layers_share_their_crossbars():
