@@ -150,6 +150,12 @@ CASES = [
      "columns"),
     ("negative target value", lambda d: ["compile", str(_good(d)), "--set", "tiles=-4"], 1, "tiles"),
     ("absurd target value", lambda d: ["compile", str(_good(d)), "--set", "adc_bits=4000"], 1, "adc_bits"),
+    ("crossbar pools written wrong", lambda d: ["compile", str(_good(d)), "--set", "pools=64x64"], 1,
+     "ROWSxCOLS*COUNT"),
+    ("unknown device preset", lambda d: ["compile", str(_good(d)), "--set", "device=memristor-9000"], 1,
+     "unknown device"),
+    ("partition into a pool the target lacks", lambda d: ["compile", str(_good(d)), "--passes",
+                                                          "lower,partition{pool=3},place,cost"], 1, "pool"),
     ("target file with an unknown key", lambda d: ["compile", str(_good(d)), "--target", str(_target_file(
         d, 'base = "rram-256"\nxbar_rowz = 128\n', "t1.toml"))], 1, "xbar_rowz"),
     ("target file with a wrong type", lambda d: ["compile", str(_good(d)), "--target", str(_target_file(

@@ -33,9 +33,12 @@ def modules(draw):
         ops.append(Op(draw(KIND), n, operands, draw(ATTRS)))
         if n is not None:
             defined.append(n)
+    pools = draw(st.lists(st.tuples(st.integers(8, 512), st.integers(16, 512), st.integers(1, 64)), max_size=2))
     target = BASE_TARGET.replace(
         xbar_rows=draw(st.integers(8, 1024)), xbar_read_ns=draw(st.floats(0, 1e6, allow_nan=False)),
-        description=draw(st.text(max_size=20)))
+        description=draw(st.text(max_size=20)), rows_per_read=draw(st.integers(0, 64)),
+        noc=draw(st.sampled_from(["mesh", "bus"])), device=draw(st.sampled_from(["", "rram-1bit", "rram-2bit"])),
+        pools=", ".join(f"{r}x{c}*{n}" for r, c, n in pools), variation_sigma=draw(st.floats(0, 1)))
     return Module(draw(NAME), target, tuple(ops), draw(ATTRS))
 
 
