@@ -148,12 +148,12 @@ def home_tiles(module: Module, blocks: dict, placed: dict) -> dict[str, int]:
 
 
 def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: dict, home: dict,
-                    data_bytes: float) -> tuple[float, float, int]:
+                    data_bytes: float, defs: dict | None = None) -> tuple[float, float, int]:
     """(bytes that leave their tile, byte-hops, most hops) of the data op `op` receives:
     each block gets its rows' share of the input of its copy's MVMs from the producer's home
     tile and sends its columns' (partial) results to the op's home tile."""
     t = module.target
-    defs = module.by_name()
+    defs = module.by_name() if defs is None else defs
     moved = byte_hops = 0.0
     worst = 0
     dest = home.get(op.result)
@@ -226,7 +226,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         parts["buffer"] = traffic_bytes * t.buffer_pj_per_byte
         if home:
             moved, byte_hops, worst = network_traffic(module, op, blocks.get(op.result, []), copies.get(op.result, 0),
-                                                      placed, home, data_bytes)
+                                                      placed, home, data_bytes, defs)
             net_bytes += moved
             net_byte_hops += byte_hops
             parts["network"] = byte_hops * t.noc_pj_per_byte_hop

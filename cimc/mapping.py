@@ -62,11 +62,17 @@ def _footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -
 
 
 def block_footprint(target: Target, block) -> Footprint:
-    """Footprint of a `map.block` op."""
+    """Footprint of a `map.block` op (remembered on the op, which is immutable, per target)."""
+    memo = target.footprint_memo
+    seen = block.__dict__.get("_footprint")
+    if seen is not None and seen[0] is memo:
+        return seen[1]
     g0, g1 = block["groups"]
     r0, r1 = block["rows"]
     c0, c1 = block["cols"]
-    return footprint(target, g1 - g0, r1 - r0, c1 - c0, block["layout"])
+    fp = footprint(target, g1 - g0, r1 - r0, c1 - c0, block["layout"])
+    object.__setattr__(block, "_footprint", (memo, fp))
+    return fp
 
 
 def block_pool(target: Target, block) -> int:
