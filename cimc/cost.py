@@ -94,14 +94,28 @@ def mapping_loads(module: Module):
         layer = defs[name]
         per_xbar: dict = defaultdict(float)
         energy = {"dac_and_periphery": 0.0, "array": 0.0, "adc": 0.0}
+        compact = layer.get("copies") or 1  # copies kept compact: each copy-0 block stands for `compact`
+        copies[name] = max(copies[name], compact)
         for b in bs:
-            n = block_share(b, layer["mvms"], copies[name])
-            p = placed.get(b.result)
-            key = (p["tile"], p["xbar"]) if p is not None else ("unplaced", b.result)
-            load = n * block_mvm_ns(t, b)
-            per_xbar[key] += load
-            xbar_load[key] += load
             row, array, adc = block_mvm_parts(t, b)
+            mvm_ns = block_mvm_ns(t, b)
+            p = placed.get(b.result)
+            if compact > 1 and p is None:  # each compact copy on a crossbar of its own
+                q, extra = divmod(layer["mvms"], compact)
+                for k in range(compact):
+                    key = ("unplaced", b.result, k)
+                    per_xbar[key] = xbar_load[key] = (q + (k < extra)) * mvm_ns
+                n = layer["mvms"]
+            else:
+                n_total = 0
+                for k in range(compact):
+                    n = copy_share(layer["mvms"], compact, k) if compact > 1 else block_share(b, layer["mvms"],
+                                                                                               copies[name])
+                    key = (p["tile"], p["xbar"]) if p is not None else ("unplaced", b.result, k)
+                    per_xbar[key] += n * mvm_ns
+                    xbar_load[key] += n * mvm_ns
+                    n_total += n
+                n = n_total
             energy["dac_and_periphery"] += n * row
             energy["array"] += n * array
             energy["adc"] += n * adc
@@ -260,7 +274,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                 area += cells_b / view.cells_per_xbar * xbar_area_um2(view) * 1e-6
                 if b["copy"] == 0:
                     pool_cells[block_pool(t, b)] += cells_b
-            layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"], len(bs),
+            layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"],
+                                    len(bs) * (op.get("copies") or 1),
                                     c, n_xbars, latency, energy_pj * 1e-3, energy_breakdown_nj=_nj(parts),
                                     area_mm2=area))
         else:

@@ -58,7 +58,7 @@ def _check_weight(op, defs, target):
     err = _check_shape(op, defs, target)
     if err:
         return err
-    for key in ("rows", "cols", "groups", "mvms"):
+    for key in ("rows", "cols", "groups", "mvms", "copies"):
         v = op.get(key)
         if v is not None and (v <= 0 if key != "mvms" else v < 0):
             return f"'{key}' = {v} must be positive"
@@ -125,7 +125,9 @@ def _check_place(op, defs, target):
 _SHAPE = {"shape": "ints"}
 _CONV = {**_SHAPE, "in_channels": "int", "out_channels": "int", "kernel": "ints", "stride": "ints",
          "pads": "ints", "dilation": "ints", "groups": "int", "weight": "str", "bias": "bool"}
-_MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str"}
+# copies: copies of the layer kept compact (written by duplicate{compact=true}): every block
+# of copy 0 stands for that many, each on a crossbar of its own; pack and place expand them
+_MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str", "copies": "int"}
 _DIGITAL_REQ = {**_SHAPE, "fn": "str", "ops": "int"}
 _DIGITAL_OPT = {"onnx": "str", "known": "bool", "axis": "int", "index": "int"}
 _DIGITAL = OpSpec(1, None, True, _DIGITAL_REQ, _DIGITAL_OPT, _check_shape)

@@ -23,8 +23,9 @@ NAMED = {
     "baseline": "lower,partition,place,cost",
     # duplicate for throughput within the budget, pack, schedule: the default
     "full": "lower,partition,duplicate,pack,schedule,cost",
-    # the same with the solvers held short, for search loops
-    "fast": "lower,partition,duplicate{time-limit=0.05},pack{exact-blocks=0,search-steps=4},cost",
+    # for search loops: the solver held short, copies kept compact, every block on a
+    # crossbar of its own, no packing or schedule
+    "fast": "lower,partition,duplicate{method=greedy,compact=true},cost",
 }
 DEFAULT = "full"
 
@@ -118,5 +119,8 @@ def run_pipeline(module: Module, passes: Sequence, check: bool = True) -> Module
         except CimcError:
             raise
         done.append(print_pipeline([p]))
+        report = module.__dict__.get("_report")
         module = module.with_ops(module.ops, passes=",".join(done))
+        if report is not None:  # the same ops: the cost pass's report still holds
+            object.__setattr__(module, "_report", report)
     return module

@@ -131,6 +131,9 @@ def _mapping(module: Module, defs: dict[str, Op]) -> None:
                 f"%{layer_name}: the blocks of copy {copy} cover {vol} of its {want} weights; "
                 "each copy's blocks must cover every group, row and column exactly once.")
     for layer_name, cs in copies.items():
+        if defs[layer_name].get("copies") and cs != {0}:
+            raise VerifyError(f"%{layer_name}: has compact copies (copies = {defs[layer_name]['copies']}) and copy "
+                              f"blocks {sorted(cs - {0})}; keep one or the other.")
         if cs != set(range(len(cs))):
             raise VerifyError(f"%{layer_name}: copies are numbered {sorted(cs)}; they must be 0..{len(cs) - 1}.")
     # explicit shares: one per copy, on all of its blocks or none, adding up to the layer's MVMs

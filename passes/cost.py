@@ -27,4 +27,6 @@ class CostPass:
             cost_ops.append(Op.make("cost.layer", None, [layer.name], latency_ns=float(layer.latency_ns),
                                     energy_nj=float(layer.energy_nj), crossbars=layer.crossbars,
                                     copies=layer.copies, blocks=layer.blocks))
-        return module.with_ops(list(module.ops) + cost_ops)
+        out = module.with_ops(list(module.ops) + cost_ops)
+        object.__setattr__(out, "_report", report)  # the figures of exactly this mapping, for compile()
+        return out

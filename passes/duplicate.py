@@ -15,6 +15,13 @@ changes), so the model is linear and CP-SAT proves optimality on typical network
 its deterministic time limit; the status says whether it did. A second solve keeps the
 optimum and uses the fewest cells, which leaves the packer room. The result is recorded in
 module attributes (`budget`, `period_target_ns`, `duplicate_*`) for `pack`.
+
+compact=true (the `fast` pipeline, for search loops) writes each layer's copies as a
+`copies` attribute instead of copy blocks, and counts every block as a crossbar of its own
+(no packing follows): the cost model reads the copies from the attribute, so a mapping with
+thousands of copies costs no more to build and cost than one with none. `pack` and `place`
+expand compact copies into blocks first. bound=false skips the relaxed solve that proves
+the period bound.
 """
 
 from __future__ import annotations
@@ -40,7 +47,9 @@ class LayerInfo:
     blocks: tuple
 
 
-def layer_infos(module: Module) -> list[LayerInfo]:
+def layer_infos(module: Module, whole_crossbars: bool = False) -> list[LayerInfo]:
+    """Per weight layer with blocks: its copy-0 blocks' figures. whole_crossbars: every block
+    counts as a full crossbar of cells (mappings that will not be packed)."""
     from cimc.cost import block_mvm_ns
 
     t = module.target
@@ -55,7 +64,8 @@ def layer_infos(module: Module) -> list[LayerInfo]:
             fps = [block_footprint(t, b) for b in bs]
             times = [block_mvm_ns(t, b) for b in bs]
             big = sum(1 for f in fps if 2 * f.rows > t.xbar_rows and 2 * f.cols > t.xbar_cols)
-            infos.append(LayerInfo(op.result, op["mvms"], max(times), sum(times), sum(f.cells for f in fps), big,
+            cells = len(bs) * t.cells_per_xbar if whole_crossbars else sum(f.cells for f in fps)
+            infos.append(LayerInfo(op.result, op["mvms"], max(times), sum(times), cells, 0 if whole_crossbars else big,
                                    tuple(bs)))
     return infos
 
@@ -74,7 +84,8 @@ def copy_candidates(mvms: int, max_copies: int) -> list[tuple[int, int]]:
 
 
 def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective: str, fill: float,
-                 time_limit: float, bound_only: bool = False) -> tuple[dict[str, int], float, dict]:
+                 time_limit: float, bound_only: bool = False,
+                 check_only: bool = False) -> tuple[dict[str, int], float, dict]:
     """Copies per layer, the period (or latency) they reach in ns, and solver facts."""
     from ortools.sat.python import cp_model
 
@@ -88,6 +99,8 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
                          f"({math.ceil(base_cells / t.cells_per_xbar)} crossbars at best) and "
                          f"{sum(i.big_blocks for i in infos)} crossbars to itself for blocks over half a crossbar, "
                          f"more than a budget of {budget} crossbars; raise the budget.")
+    if check_only:  # the budget holds one copy of everything
+        return {}, 0.0, {}
     if base_cells > cap_cells:  # no room for any copy: one each, and pack decides whether that fits
         period = max(i.mvms * i.mvm_ns for i in infos)
         return {i.name: 1 for i in infos}, period, {"status": "ONE_COPY (no room for copies)", "optimal": True,
@@ -101,6 +114,8 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
         cands = copy_candidates(i.mvms, max_c)
         xs = [m.new_bool_var(f"{i.name}:{c}") for c, _ in cands]
         m.add_exactly_one(xs)
+        for n, x in enumerate(xs):  # one copy each fits (checked above): a start for short time limits
+            m.add_hint(x, n == 0)
         choice[i.name] = list(zip(cands, xs))
         for (c, q), x in zip(cands, xs):
             cells_terms.append(c * i.cells * x)
@@ -122,6 +137,11 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     m.minimize(goal)
     solver = deterministic_solver(time_limit)
     status = solver.solve(m)
+    if status == cp_model.UNKNOWN and objective == "throughput" and not bound_only:
+        # the time limit ran out before a first solution: water-fill copies instead
+        copies, period = greedy_copies(infos, cap_cells, budget)
+        return copies, period, {"status": "GREEDY (CP-SAT found nothing in its time limit)", "optimal": False,
+                                "objective_ns": period, "bound_ns": 0.0}
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise Infeasible(f"model '{module.name}': the duplication model has no solution within {budget} crossbars "
                          f"({solver.status_name(status)}).")
@@ -142,6 +162,34 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     final = second if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
     copies = {name: next(c for (c, q), x in cx if final.boolean_value(x)) for name, cx in choice.items()}
     return copies, best / TIME_UNITS_PER_NS, facts
+
+
+def greedy_copies(infos: list[LayerInfo], cap_cells: int, budget: int) -> tuple[dict[str, int], float]:
+    """Copies by water-filling: give the slowest layer its next useful copy count while the
+    cells and the crossbars for big blocks allow; stop when the slowest cannot get one."""
+    import heapq
+
+    copies = {i.name: 1 for i in infos}
+    cells = sum(i.cells for i in infos)
+    big = sum(i.big_blocks for i in infos)
+    heap = [(-i.mvms * i.mvm_ns, n) for n, i in enumerate(infos)]
+    heapq.heapify(heap)
+    while heap:
+        neg, n = heap[0]
+        i = infos[n]
+        c = copies[i.name]
+        q = -(-i.mvms // c)
+        if q == 1:
+            break
+        nxt = -(-i.mvms // (q - 1))  # the fewest copies that take one MVM off the slowest copy
+        extra = nxt - c
+        if cells + extra * i.cells > cap_cells or big + extra * i.big_blocks > budget:
+            break
+        cells += extra * i.cells
+        big += extra * i.big_blocks
+        copies[i.name] = nxt
+        heapq.heapreplace(heap, (-(-(-i.mvms // nxt)) * i.mvm_ns, n))
+    return copies, -heap[0][0] if heap else 0.0
 
 
 def _longest_path_var(m, module: Module, layer_time: dict, horizon: int):
@@ -166,13 +214,37 @@ def _longest_path_var(m, module: Module, layer_time: dict, horizon: int):
     return end
 
 
+def with_compact_copies(module: Module, copies: dict[str, int]) -> Module:
+    """The module with each layer's copies as its `copies` attribute (copy blocks dropped)."""
+    ops = []
+    for op in module.ops:
+        if op.kind == "map.place" or op.namespace in ("cost", "sched") or (op.kind == "map.block" and op["copy"]):
+            continue
+        if op.kind in WEIGHT_KINDS:
+            c = copies.get(op.result, 1)
+            op = op.with_attrs(copies=c if c > 1 else None)
+        ops.append(op)
+    return module.with_ops(ops)
+
+
+def expand_copies(module: Module) -> Module:
+    """Compact copies (`copies` attributes) as copy blocks; the module itself when it has none."""
+    copies = {op.result: op["copies"] for op in module.ops if op.kind in WEIGHT_KINDS and op.get("copies")}
+    if not copies:
+        return module
+    return with_copies(module, copies)
+
+
 def with_copies(module: Module, copies: dict[str, int]) -> Module:
-    """The module with copies 1..c-1 of each layer's copy-0 blocks (existing copies replaced)."""
+    """The module with copies 1..c-1 of each layer's copy-0 blocks (existing copies and
+    compact copies replaced)."""
     ops: list[Op] = []
     pending: dict[str, list[Op]] = {}
     for op in module.ops:
         if op.kind == "map.place" or op.namespace in ("cost", "sched"):
             continue
+        if op.kind in WEIGHT_KINDS and op.get("copies"):
+            op = op.with_attrs(copies=None)
         if op.kind == "map.block":
             if op["copy"] != 0:
                 continue
@@ -198,10 +270,16 @@ class DuplicatePass:
     budget: int = 0  # crossbars; 0: every crossbar of the target
     fill: float = 0.97  # share of the budget's cells the copies may take (room for packing losses)
     time_limit: float = 10.0  # CP-SAT deterministic time units (about seconds of one core)
+    compact: bool = False  # copies as layer attributes, every block a crossbar (no packing follows)
+    method: str = "cp-sat"  # or "greedy": water-filling copies, no solver (objective=throughput only)
+    bound: bool = True  # prove the period bound with a relaxed solve
 
     def __post_init__(self):
         if self.objective not in ("throughput", "latency"):
             raise PipelineError(f"duplicate: objective must be throughput or latency, got '{self.objective}'.")
+        if self.method not in ("cp-sat", "greedy") or (self.method == "greedy" and self.objective != "throughput"):
+            raise PipelineError(f"duplicate: method must be cp-sat, or greedy with objective=throughput; got "
+                                f"'{self.method}' with objective={self.objective}.")
         if self.budget < 0 or not 0 < self.fill <= 1 or self.time_limit <= 0:
             raise PipelineError("duplicate: budget must be >= 0, fill in (0, 1], time-limit > 0.")
 
@@ -213,14 +291,21 @@ class DuplicatePass:
             from cimc.passes.pools import run_per_pool
 
             return run_per_pool(replace(self, budget=0), module, budget)
-        infos = layer_infos(module)
+        infos = layer_infos(module, whole_crossbars=self.compact)
         if not infos:
             raise PipelineError("duplicate: the module has no blocks; run 'partition' first.")
-        copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, self.fill, self.time_limit)
-        out = with_copies(module, copies)
+        fill = 1.0 if self.compact else self.fill  # no packing losses to leave room for
+        if self.method == "greedy":
+            cap = int(fill * budget * module.target.cells_per_xbar)
+            solve_copies(module, infos, budget, self.objective, fill, self.time_limit, check_only=True)
+            copies, goal_ns = greedy_copies(infos, cap, budget)
+            facts = {"status": "GREEDY (water-filling)"}
+        else:
+            copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, fill, self.time_limit)
+        out = with_compact_copies(module, copies) if self.compact else with_copies(module, copies)
         attrs = dict(budget=budget, duplicate_objective=self.objective, duplicate_status=facts["status"],
                      period_target_ns=goal_ns if self.objective == "throughput" else 0.0)
-        if self.objective == "throughput":
+        if self.objective == "throughput" and self.bound and not self.compact:
             # with every cell of the budget allowed, the model relaxes every real mapping of
             # this partition (block loads, cells, total load, large blocks), so its proven
             # bound is a lower bound on the period

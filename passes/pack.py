@@ -141,6 +141,9 @@ class PackPass:
             raise PipelineError("pack: max-blocks, retries, exact-blocks must be >= 0, window >= 1, search-steps >= 2.")
 
     def run(self, module: Module) -> Module:
+        from cimc.passes.duplicate import expand_copies
+
+        module = expand_copies(module)
         t = module.target
         budget = int(module.get("budget", 0)) or None
         if t.pools:

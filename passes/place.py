@@ -27,6 +27,9 @@ class PlacePass:
             raise PipelineError(f"place: overflow must be 'chips' or 'error', got '{self.overflow}'.")
 
     def run(self, module: Module) -> Module:
+        from cimc.passes.duplicate import expand_copies
+
+        module = expand_copies(module)
         target = module.target
         blocks = [op for op in module.ops if op.kind == "map.block"]
         place = []

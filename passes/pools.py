@@ -73,11 +73,15 @@ def merge(module: Module, results: dict[int, Module]) -> Module:
                 maps[op.operands[0]].append(op.with_attrs(pool=p))
             elif op.kind == "map.place":
                 places[op.operands[0]] = op.with_attrs(xbar=op["xbar"] + offset)
+    # weight layers as the passes left them (compact copies are an attribute of the layer)
+    owner = {b.operands[0]: b["pool"] for bs in maps.values() for b in bs}
+    layers = {op.result: op for p, res in results.items() for op in res.ops
+              if op.namespace == "nn" and owner.get(op.result) == p}
     out: list[Op] = []
     for op in module.ops:
         if op.namespace in ("map", "cost", "sched"):
             continue
-        out.append(op)
+        out.append(layers.get(op.result, op))
         for b in maps.get(op.result, []):
             out.append(b)
             if b.result in places:

@@ -10,6 +10,7 @@ positive, bit widths are between 1 and 32, enumerations hold one of their values
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -391,7 +392,7 @@ def load_device(name: str, where: str = "target") -> dict:
     if not isinstance(name, str) or name not in device_names():
         raise TargetError(f"{where}: unknown device {name!r}. Device presets: {', '.join(device_names())} "
                           "(cimc targets devices).")
-    data = tomllib.loads((DEVICE_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+    data = _load_toml(DEVICE_DIR / f"{name}.toml")
     unknown = sorted(set(data) - set(DEVICE_KEYS) - {"name", "description", "source"})
     if unknown:  # a preset file of ours is wrong: say which
         raise TargetError(f"device preset '{name}': unknown key(s) {', '.join(unknown)}.")
@@ -412,13 +413,23 @@ def _with_device(data: dict, overrides: dict, where: str) -> dict:
     return data
 
 
+@functools.lru_cache(maxsize=64)
+def _parse(path: str, mtime_ns: int, size: int) -> dict:
+    """A TOML file's contents, parsed once per version of the file (search loops load the
+    same target thousands of times)."""
+    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _load_toml(path: Path) -> dict:
+    st = path.stat()
+    return copy.deepcopy(_parse(str(path), st.st_mtime_ns, st.st_size))
+
+
 def _read_toml(path: Path) -> dict:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = _load_toml(path)
     except (OSError, UnicodeDecodeError) as e:
         raise TargetError(f"{path}: cannot read target file ({e}).") from None
-    try:
-        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise TargetError(f"{path}: not valid TOML ({e}). Fix the file or pick a preset: cimc targets.") from None
     # A user file may start from a preset: base = "rram-256", then override keys.

@@ -169,7 +169,7 @@ def test_full_report_has_bounds_speedups_and_solver(resnet20_path):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(chain_models(), st.sampled_from(["64x64*2", "16x16*8,128x128*1"]), st.sampled_from(["baseline", "full"]))
+@given(chain_models(), st.sampled_from(["64x64*2", "16x16*8,128x128*1"]), st.sampled_from(["baseline", "full", "fast"]))
 def test_pipelines_on_a_chip_with_crossbar_pools_keep_every_invariant(model, pools, passes):
     """Layers go to pools; every block sits in a crossbar of its own pool and fits it; the
     report counts each crossbar at its own size; the mapping text round-trips."""
@@ -184,6 +184,19 @@ def test_pipelines_on_a_chip_with_crossbar_pools_keep_every_invariant(model, poo
             block = defs[op.operands[0]]
             assert target.pool_of_xbar(op["xbar"]) == block["pool"]
     assert cimc.parse(cimc.print_module(m)).ops == m.ops
+    assert r.period_ns <= cimc.compile(model, target, "baseline").period_ns * (1 + 1e-9)
+
+
+def test_copies_are_kept_for_the_layers_of_every_pool(resnet20_path):
+    target = cimc.load_target("rram-256", {"pools": "64x64*96"})
+    base = cimc.compile(resnet20_path, target, "baseline")
+    for passes in ("fast", "full"):
+        r = cimc.compile(resnet20_path, target, passes)
+        copies = {x.name: x.copies for x in r.report.layers if x.crossbars}
+        pools = {op.operands[0]: op["pool"] for op in r.module.ops if op.kind == "map.block"}
+        for p in (0, 1):  # layers of both pools got copies
+            assert max(c for name, c in copies.items() if pools[name] == p) > 1, (passes, p)
+        assert r.period_ns < base.period_ns / 10
 
 
 def test_partition_sends_each_layer_to_the_pool_where_it_takes_least_area():
@@ -220,3 +233,49 @@ def test_a_block_on_a_crossbar_of_another_pool_is_refused():
         cimc.parse(moved)
     with pytest.raises(MappingSyntaxError, match="crossbar pool"):
         cimc.parse(text.replace("pool = 1", "pool = 7", 1))
+
+
+@pytest.mark.parametrize("budget", [None, 80, 200])
+def test_compact_copies_cost_what_their_expansion_costs(resnet20_path, budget):
+    """duplicate{compact=true} keeps copies as a layer attribute; `place` expands them, one
+    block per crossbar: the same crossbars, loads and crossbar energy."""
+    compact = cimc.compile(resnet20_path, "rram-256", "lower,partition,duplicate{compact=true},cost", budget=budget)
+    expanded = cimc.opt(compact.module, "place,cost")
+    a, b = compact.report, expanded.report
+    assert any(op.namespace == "nn" and op.get("copies") for op in compact.module.ops)
+    assert not any(op.namespace == "nn" and op.get("copies") for op in expanded.module.ops)
+    assert (a.crossbars_used, a.period_ns, a.utilization) == (b.crossbars_used, pytest.approx(b.period_ns),
+                                                               pytest.approx(b.utilization))
+    for part in ("adc", "array", "dac_and_periphery", "digital"):
+        assert a.energy_breakdown_nj[part] == pytest.approx(b.energy_breakdown_nj[part])
+    assert cimc.parse(compact.text()) == compact.module
+    if budget:
+        assert a.crossbars_used <= budget
+
+
+@pytest.mark.parametrize("budget", [60, 120, 400])
+def test_greedy_copies_reach_the_cp_sat_optimum_without_packing(resnet20_path, budget):
+    greedy = cimc.compile(resnet20_path, "rram-256", "fast", budget=budget)
+    exact = cimc.compile(resnet20_path, "rram-256", "lower,partition,duplicate{compact=true},cost", budget=budget)
+    assert exact.report.solver["duplicate_status"] == "OPTIMAL"
+    assert greedy.period_ns == pytest.approx(exact.period_ns)
+
+
+def test_compact_and_block_copies_together_are_refused(resnet20_path):
+    from cimc.errors import MappingSyntaxError
+
+    full = cimc.compile(resnet20_path, "rram-256", "lower,partition,duplicate,pack,cost", budget=120)
+    text = full.text()
+    layer = next(op for op in full.module.ops if op.kind == "map.block" and op["copy"] == 1).operands[0]
+    line = next(x for x in text.splitlines() if x.strip().startswith(f"%{layer} = "))
+    with pytest.raises(MappingSyntaxError, match="compact copies"):
+        cimc.parse(text.replace(line, line.replace("{", "{copies = 2, ", 1)))
+
+
+def test_compile_reports_the_cost_pass_figures(resnet20_path):
+    import dataclasses
+
+    r = cimc.compile(resnet20_path, "rram-256", "full", budget=150)
+    fresh = cimc.report(r.module)
+    a, b = dataclasses.asdict(r.report), dataclasses.asdict(fresh)
+    assert {k for k in a if a[k] != b[k]} <= {"compile_s", "passes"}
