@@ -109,13 +109,17 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     m = cp_model.CpModel()
     choice: dict[str, list] = {}
     cells_terms, load_terms, big_terms = [], [], []
+    # a start: water-filling's copies (feasible for the cell and big-block limits; one copy
+    # each when the objective is latency)
+    start = greedy_copies(infos, cap_cells, budget)[0] if objective == "throughput" else {}
     for i in infos:
         max_c = min(i.mvms, (cap_cells - base_cells) // max(i.cells, 1) + 1)
         cands = copy_candidates(i.mvms, max_c)
         xs = [m.new_bool_var(f"{i.name}:{c}") for c, _ in cands]
         m.add_exactly_one(xs)
-        for n, x in enumerate(xs):  # one copy each fits (checked above): a start for short time limits
-            m.add_hint(x, n == 0)
+        want = start.get(i.name, 1)
+        for (c, _), x in zip(cands, xs):
+            m.add_hint(x, c == want)
         choice[i.name] = list(zip(cands, xs))
         for (c, q), x in zip(cands, xs):
             cells_terms.append(c * i.cells * x)
