@@ -150,21 +150,35 @@ def _emit(args, result) -> None:
             print("\nwrote " + ", ".join(written))
 
 
+def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], as_json: bool, footer: str) -> None:
+    """Rows as JSON, or as a table of `columns` (header, key, format spec such as ">9.2f")
+    with a footer; a value a row lacks shows as '-'."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+
+    def box(spec: str) -> str:  # alignment and width of a spec, for headers and '-'
+        align = spec[0] if spec[:1] in ("<", ">", "^") else "<"
+        width = "".join(ch for ch in spec.lstrip("<>^").split(".")[0] if ch.isdigit())
+        return align + width
+
+    print(" ".join(f"{head:{box(spec)}}" for head, _, spec in columns))
+    for r in rows:
+        print(" ".join(f"{r[key]:{spec}}" if key in r else f"{'-':{box(spec)}}" for _, key, spec in columns))
+    print(footer)
+
+
 def _targets(args) -> None:
     from cimc.targets import device_names, load_device, load_target, preset_names
 
     if args.action == "devices":
-        rows = [load_device(n) for n in device_names()]
-        if args.json:
-            print(json.dumps(rows, indent=2))
-            return
-        print(f"{'device':<16} {'cell':>4} {'R_on kOhm':>9} {'on/off':>7} {'read V':>6} {'write ns/row':>12} "
-              f"{'write pJ/cell':>13} {'sigma':>6}  description")
-        for d in rows:
-            print(f"{d['name']:<16} {d.get('cell_bits', ''):>4} {d.get('r_on_kohm', '-'):>9} {d.get('on_off_ratio', '-'):>7} "
-                  f"{d.get('read_voltage_v', '-'):>6} {d.get('cell_write_ns', '-'):>12.6} {d.get('cell_write_pj', '-'):>13.6} "
-                  f"{d.get('variation_sigma', '-'):>6}  {d.get('description', '')}")
-        print("\nuse one with: --set device=NAME (its keys replace the target's), or device = \"NAME\" in a target file")
+        _print_rows([load_device(n) for n in device_names()],
+                    [("device", "name", "<16"), ("cell", "cell_bits", ">4"), ("R_on kOhm", "r_on_kohm", ">9"),
+                     ("on/off", "on_off_ratio", ">7"), ("read V", "read_voltage_v", ">6"),
+                     ("write ns/row", "cell_write_ns", ">12.6"), ("write pJ/cell", "cell_write_pj", ">13.6"),
+                     ("sigma", "variation_sigma", ">6"), (" description", "description", "")], args.json,
+                    "\nuse one with: --set device=NAME (its keys replace the target's), or device = \"NAME\" in a "
+                    "target file")
         return
     if args.action == "show":
         if not args.name:
@@ -185,17 +199,12 @@ def _targets(args) -> None:
                      "weight_capacity": peak["weight_capacity"], "peak_tops": peak["peak_gops"] / 1e3,
                      "tops_per_w": peak["peak_gops_per_w"] / 1e3, "area_mm2": round(peak["area_mm2"], 2),
                      "description": t.description})
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"{'preset':<10} {'crossbar':>9} {'xbars':>7} {'cell':>5} {'weight':>6} {'adc':>4} {'capacity':>12} "
-          f"{'peak TOPS':>10} {'TOPS/W':>7} {'area mm2':>9}")
-    for r in rows:
-        print(f"{r['name']:<10} {r['xbar']:>9} {r['xbars']:>7} {r['cell_bits']:>5} {r['weight_bits']:>6} "
-              f"{r['adc_bits']:>4} {r['weight_capacity']:>12,} {r['peak_tops']:>10.1f} {r['tops_per_w']:>7.2f} "
-              f"{r['area_mm2']:>9}")
-    print("\ncimc targets show NAME   every key and derived figure; any key can be overridden with --set KEY=VALUE"
-          "\ncimc targets devices     device presets")
+    _print_rows(rows, [("preset", "name", "<10"), ("crossbar", "xbar", ">9"), ("xbars", "xbars", ">7"),
+                       ("cell", "cell_bits", ">5"), ("weight", "weight_bits", ">6"), ("adc", "adc_bits", ">4"),
+                       ("capacity", "weight_capacity", ">12,"), ("peak TOPS", "peak_tops", ">10.1f"),
+                       ("TOPS/W", "tops_per_w", ">7.2f"), ("area mm2", "area_mm2", ">9")], args.json,
+                "\ncimc targets show NAME   every key and derived figure; any key can be overridden with --set "
+                "KEY=VALUE\ncimc targets devices     device presets")
 
 
 def target_figures(t) -> dict:
