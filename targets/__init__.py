@@ -273,7 +273,7 @@ class Target:
         The array read and the conversions of the previous read overlap (sample-and-hold),
         so a read takes the longer of the two; each ADC converts its columns one by one.
         """
-        conversions_per_adc = min(active_cols, self.cols_per_adc)  # the ADC converts its own columns
+        conversions_per_adc = min(active_cols, self.cols_per_adc)
         return max(self.xbar_read_ns, conversions_per_adc * self.adc_conversion_ns)
 
     # ---- construction ----------------------------------------------------------------
