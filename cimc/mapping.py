@@ -75,6 +75,14 @@ def block_footprint(target: Target, block) -> Footprint:
     return fp
 
 
+def require_blocks(module, pass_name: str) -> None:
+    """A mapping pass needs the partition's blocks: say so when there are none."""
+    from cimc.errors import PipelineError
+
+    if not any(op.kind == "map.block" for op in module.ops):
+        raise PipelineError(f"{pass_name}: the module has no blocks; run 'partition' first.")
+
+
 def block_pool(target: Target, block) -> int:
     """The crossbar pool a block is mapped to (0 on a one-pool target)."""
     return block.get("pool", 0) if target.pools else 0

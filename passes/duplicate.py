@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, block_footprint
+from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks
 
 TIME_UNITS_PER_NS = 100  # CP-SAT works in integers: 0.01 ns
 
@@ -289,6 +289,7 @@ class DuplicatePass:
 
     def run(self, module: Module) -> Module:
         budget = self.budget or int(module.get("budget", 0)) or module.target.xbars
+        require_blocks(module, "duplicate")
         if module.target.pools:
             from dataclasses import replace
 
@@ -296,8 +297,6 @@ class DuplicatePass:
 
             return run_per_pool(replace(self, budget=0), module, budget)
         infos = layer_infos(module, whole_crossbars=self.compact)
-        if not infos:
-            raise PipelineError("duplicate: the module has no blocks; run 'partition' first.")
         fill = 1.0 if self.compact else self.fill  # no packing losses to leave room for
         if self.method == "greedy":
             cap = int(fill * budget * module.target.cells_per_xbar)

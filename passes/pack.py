@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
-from cimc.mapping import block_footprint
+from cimc.mapping import block_footprint, require_blocks
 from cimc.passes.maxrects import Crossbar
 
 EPS = 1e-6
@@ -143,6 +143,7 @@ class PackPass:
     def run(self, module: Module) -> Module:
         from cimc.passes.duplicate import expand_copies
 
+        require_blocks(module, "pack")
         module = expand_copies(module)
         t = module.target
         budget = int(module.get("budget", 0)) or None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
-from cimc.mapping import block_pool
+from cimc.mapping import block_pool, require_blocks
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class PlacePass:
     def run(self, module: Module) -> Module:
         from cimc.passes.duplicate import expand_copies
 
+        require_blocks(module, "place")
         module = expand_copies(module)
         target = module.target
         blocks = [op for op in module.ops if op.kind == "map.block"]

@@ -154,6 +154,8 @@ CASES = [
      "ROWSxCOLS*COUNT"),
     ("unknown device preset", lambda d: ["compile", str(_good(d)), "--set", "device=memristor-9000"], 1,
      "unknown device"),
+    ("packing before partitioning", lambda d: ["compile", str(_good(d)), "--passes", "lower,pack,cost"], 1,
+     "run 'partition' first"),
     ("partition into a pool the target lacks", lambda d: ["compile", str(_good(d)), "--passes",
                                                           "lower,partition{pool=3},place,cost"], 1, "pool"),
     ("target file with an unknown key", lambda d: ["compile", str(_good(d)), "--target", str(_target_file(
