@@ -43,6 +43,9 @@ class AccuracyReport:
     per_draw: list = field(default_factory=list)
     crossbars: int = 0
     seconds: float = 0.0
+    # per crossbar layer: mean DAC digit of its inputs over full scale on the test data (1 = every
+    # row driven in every read, the cost model's worst case); `cimc compile --input-density` takes it
+    input_density: dict = field(default_factory=dict)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict:
@@ -64,6 +67,11 @@ class AccuracyReport:
             lines.append(f"  under variation ({v or 'none'}; {self.draws} draws)")
             lines.append(f"    mean {pct(self.variation_mean)}   std {pct(self.variation_std)}   "
                          f"5th percentile {pct(self.variation_p5)}   loss vs float {pct(self.variation_loss)}")
+        if self.input_density:
+            d = list(self.input_density.values())
+            lines.append(f"  input density {min(d):.3f}..{max(d):.3f} over {len(d)} layers (mean "
+                         f"{sum(d) / len(d):.3f}): the rows' drive against every row in every read; give this "
+                         "report to cimc compile --input-density")
         lines.append(f"  ({self.seconds:.1f} s)")
         return "\n".join(lines)
 
@@ -111,7 +119,7 @@ def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = 
     sim = Simulator(model, module, prec, variation, seed)
     float_acc = _accuracy(sim.run(x, "float", batch), y)
     sim.calibrate(xc)
-    quant_acc = _accuracy(sim.run(x, "quant", batch), y)
+    quant_acc = _accuracy(sim.run(x, "quant", batch, measure=True), y)
     per_draw = []
     if draws and not variation.ideal:
         for d in range(draws):
@@ -120,6 +128,7 @@ def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = 
     rep = AccuracyReport(where, module.target.name, ds.name, len(x), asdict(prec), asdict(variation),
                          len(per_draw), seed, float_acc, quant_acc, per_draw=per_draw,
                          crossbars=len({(o["tile"], o["xbar"]) for o in module.ops if o.kind == "map.place"}))
+    rep.input_density = sim.input_densities()
     if per_draw:
         a = np.array(per_draw)
         rep.variation_mean, rep.variation_std = float(a.mean()), float(a.std())

@@ -66,7 +66,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEFAULT, *, batch: int = 1,
             input_shapes: dict | None = None, example_inputs=None, name: str | None = None,
-            budget: int | None = None, check: bool = True, **target_overrides) -> Result:
+            budget: int | None = None, check: bool = True, input_density=None, **target_overrides) -> Result:
     """Compile `model` for `target` and cost the mapping.
 
     model: a path to an .onnx file, an `onnx.ModelProto`, ONNX bytes, or a `torch.nn.Module`
@@ -76,6 +76,9 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     passes: pipeline text or name: "full" (default), "fast", "baseline", or e.g.
         "lower,partition{grouped=serial},duplicate{budget=96},pack,schedule,cost".
     budget: crossbars the mapping may use (duplicate and pack); default: all of the target.
+    input_density: how hard the inputs drive the rows (0..1 of every row in every read, the
+        default 1): a number for every layer, {layer: number}, or the path of a `cimc eval`
+        JSON report (its measured `input_density`). Scales row and array energy.
     Raises `CimcError` (with a message for the user) on bad input; `Infeasible` when the
     model does not fit the target.
     """
@@ -86,6 +89,8 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
         model = export_torch(model, example_inputs)
         name = name or "torch_model"
     module = import_onnx(model, tgt, batch=batch, input_shapes=input_shapes, name=name)
+    if input_density is not None:
+        module = with_input_density(module, input_density)
     if budget is not None:
         if budget < 1:
             raise CimcError(f"budget must be at least 1 crossbar, got {budget}.")
@@ -97,6 +102,42 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     else:
         report = evaluate(module, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
     return Result(module, report)
+
+
+def with_input_density(module: Module, spec) -> Module:
+    """The module with input densities: one for all layers (a module attribute) or per layer."""
+    import json
+    import math
+
+    from cimc.mapping import WEIGHT_KINDS
+
+    def checked(value, what: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1 \
+                or not math.isfinite(value):
+            raise CimcError(f"input density {what} must be a number from 0 to 1, got {value!r}.")
+        return float(value)
+
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return module.with_ops(module.ops, input_density=checked(spec, "for every layer"))
+    if isinstance(spec, (str, Path)):
+        try:
+            data = json.loads(Path(spec).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CimcError(f"--input-density {spec}: not a number and not a readable JSON file ({e}).") from None
+        spec = data.get("input_density", data) if isinstance(data, dict) else data
+        if not isinstance(spec, dict) or not spec:
+            raise CimcError(f"--input-density {spec!r}: the file has no 'input_density' table (write one with "
+                            "cimc eval --report FILE).")
+    if not isinstance(spec, dict):
+        raise CimcError(f"input_density must be a number, a {{layer: number}} table or a JSON file, got {spec!r}.")
+    layers = {op.result for op in module.ops if op.kind in WEIGHT_KINDS}
+    unknown = sorted(set(spec) - layers)
+    if unknown:
+        raise CimcError(f"input density for {', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''}: no such "
+                        f"weight layer in model '{module.name}' (was the table measured on another model?).")
+    values = {name: checked(v, f"of {name}") for name, v in spec.items()}
+    return module.with_ops([op.with_attrs(input_density=values[op.result]) if op.result in values else op
+                            for op in module.ops])
 
 
 def opt(module: Module, passes: str, check: bool = True) -> Result:

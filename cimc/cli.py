@@ -47,6 +47,9 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a target key")
     c.add_argument("--passes", default="full", help="pipeline text or name: full (default), fast, baseline")
     c.add_argument("--budget", type=int, help="crossbars the mapping may use (duplicate and pack); default: all")
+    c.add_argument("--input-density", metavar="X|FILE",
+                   help="how hard inputs drive the rows, 0..1 of every row in every read (default 1): a number "
+                        "for every layer, or the JSON report of cimc eval (per layer, measured on data)")
     c.add_argument("--batch", type=int, default=1, help="size of a dynamic batch dimension (default 1)")
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="static shape for an input with dynamic dimensions")
@@ -290,8 +293,15 @@ def run(argv: list[str]) -> int:
 
     if args.command == "compile":
         _check_outputs(args, [args.model])
+        density = args.input_density
+        if density is not None:
+            try:
+                density = float(density)
+            except ValueError:
+                pass  # a file
         result = cimc.compile(args.model, args.target, args.passes, batch=args.batch, budget=args.budget,
-                              input_shapes=_input_shapes(args.input_shape), **_overrides(args.set))
+                              input_shapes=_input_shapes(args.input_shape), input_density=density,
+                              **_overrides(args.set))
         _emit(args, result)
     elif args.command == "opt":
         _check_outputs(args, [args.file])

@@ -17,7 +17,9 @@ Units: ns, nJ (pJ inside), mm2. What the numbers mean:
   inference: a crossbar's load, or the digital units of the tiles in use.
 - Energy per block MVM, per read: active rows x `row_read_pj` + active cells x
   `cell_read_fj` + conversions x `adc_conversion_pj`; partial sums of row blocks are added
-  digitally; every op's buffer traffic costs `buffer_pj_per_byte`.
+  digitally; every op's buffer traffic costs `buffer_pj_per_byte`. Rows and cells count at
+  full drive (every row, every read) unless the layer (or the module) has an
+  `input_density`: the share of that drive its inputs use, as `cimc eval` measures it.
 - Area: the tiles the placement touches (`area_mm2`) and the whole chip (`chip_area_mm2`).
 Bounds (valid for the module's partition, whatever the duplication and packing):
 - crossbars: ceil(weight cells of one copy / cells per crossbar);
@@ -95,6 +97,7 @@ def mapping_loads(module: Module):
         per_xbar: dict = defaultdict(float)
         energy = {"dac_and_periphery": 0.0, "array": 0.0, "adc": 0.0}
         compact = layer.get("copies") or 1  # copies kept compact: each copy-0 block stands for `compact`
+        density = layer.get("input_density", module.get("input_density", 1.0))  # share of the row drive used
         copies[name] = max(copies[name], compact)
         for b in bs:
             row, array, adc = block_mvm_parts(t, b)
@@ -116,8 +119,8 @@ def mapping_loads(module: Module):
                     xbar_load[key] += n * mvm_ns
                     n_total += n
                 n = n_total
-            energy["dac_and_periphery"] += n * row
-            energy["array"] += n * array
+            energy["dac_and_periphery"] += n * row * density
+            energy["array"] += n * array * density
             energy["adc"] += n * adc
         layer_xbar_load[name] = per_xbar
         layer_energy_pj[name] = energy

@@ -62,6 +62,9 @@ def _check_weight(op, defs, target):
         v = op.get(key)
         if v is not None and (v <= 0 if key != "mvms" else v < 0):
             return f"'{key}' = {v} must be positive"
+    density = op.get("input_density")
+    if density is not None and not 0 <= density <= 1:
+        return f"input_density = {density} must be between 0 and 1"
     if op.kind in ("nn.conv", "nn.conv_transpose"):
         g = op["groups"]
         if g <= 0 or op["in_channels"] % g or op["out_channels"] % g:
@@ -127,7 +130,10 @@ _CONV = {**_SHAPE, "in_channels": "int", "out_channels": "int", "kernel": "ints"
          "pads": "ints", "dilation": "ints", "groups": "int", "weight": "str", "bias": "bool"}
 # copies: copies of the layer kept compact (written by duplicate{compact=true}): every block
 # of copy 0 stands for that many, each on a crossbar of its own; pack and place expand them
-_MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str", "copies": "int"}
+# input_density: how hard the inputs drive the rows, 0..1 of every row in every read (measured
+# by `cimc eval`); the cost model scales row and array energy by it (default 1)
+_MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str", "copies": "int",
+           "input_density": "float"}
 _DIGITAL_REQ = {**_SHAPE, "fn": "str", "ops": "int"}
 _DIGITAL_OPT = {"onnx": "str", "known": "bool", "axis": "int", "index": "int"}
 _DIGITAL = OpSpec(1, None, True, _DIGITAL_REQ, _DIGITAL_OPT, _check_shape)

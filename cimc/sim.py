@@ -214,6 +214,8 @@ class _Layer:
     p_hi: float = 0.0
     bn_node: object = None
     cells: list = field(default_factory=list)  # per group of same-shaped copies: (copies, blocks, cells)
+    drive: float = 0.0  # sum over the inputs' DAC digits of |digit| / full scale (see input_densities)
+    digits_seen: int = 0
 
 
 class Simulator:
@@ -419,14 +421,27 @@ class Simulator:
             self._calibrating = False
         self.calibrated = True
 
-    def run(self, x: np.ndarray, mode: str = "quant", batch: int = 256) -> np.ndarray:
-        """Outputs (the first graph output) for inputs x [N, ...] on the current chip."""
+    def run(self, x: np.ndarray, mode: str = "quant", batch: int = 256, measure: bool = False) -> np.ndarray:
+        """Outputs (the first graph output) for inputs x [N, ...] on the current chip.
+        measure: count how hard the inputs drive the rows (`input_densities`)."""
         if mode == "quant" and not self.calibrated:
             raise SimError("calibrate() the simulator before running in 'quant' mode.")
-        outs = [self._forward(x[i:i + batch], mode) for i in range(0, len(x), batch)]
+        self._measuring = measure
+        try:
+            outs = [self._forward(x[i:i + batch], mode) for i in range(0, len(x), batch)]
+        finally:
+            self._measuring = False
         return np.concatenate(outs)
 
+    def input_densities(self) -> dict[str, float]:
+        """Per crossbar layer, over the runs made with measure=True: the mean DAC digit of its
+        inputs as a share of full scale (for 1-bit DACs, the share of input bits that are 1),
+        i.e. how much of the worst-case row drive (every row, every read) the data uses. The
+        cost model takes it as a layer's `input_density`."""
+        return {layer.name: layer.drive / layer.digits_seen for layer in self.layers.values() if layer.digits_seen}
+
     _calibrating = False
+    _measuring = False
 
     def _forward(self, x, mode):
         feeds = {self.input_names[0]: torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)}
@@ -525,6 +540,10 @@ class Simulator:
         """X [G, M, R] activations -> Y [G, M, C] (float, scales applied, no bias)."""
         p = self.precision
         xi = self._quantize_inputs(layer, X)
+        if self._measuring:
+            d = self._digits(layer, xi)
+            layer.drive += float(d.abs().sum()) / ((1 << p.dac_bits) - 1)
+            layer.digits_seen += d.numel()
         G, M, R = X.shape
         C = layer.w.shape[2]
         n = len(layer.copies)

@@ -175,7 +175,18 @@ def test_pipelines_on_a_chip_with_crossbar_pools_keep_every_invariant(model, poo
     report counts each crossbar at its own size; the mapping text round-trips."""
     target = cimc.load_target("rram-128", {"xbar_rows": 32, "xbar_cols": 32, "xbars_per_tile": 4, "tiles": 64,
                                             "pools": pools})
-    r = cimc.compile(model, target, passes)
+    try:
+        r = cimc.compile(model, target, passes)
+    except Infeasible:
+        # only when one copy of the layers a pool holds needs more cells than that pool has
+        base = cimc.compile(model, target, "baseline").module
+        cells = defaultdict(int)
+        for op in base.ops:
+            if op.kind == "map.block":
+                cells[op["pool"]] += block_footprint(target, op).cells
+        assert any(c > target.pool(p).cells_per_xbar * target.pool_list[p][2] * target.tiles * 0.97
+                   for p, c in cells.items()), dict(cells)
+        return
     m = r.module
     check_mapping(r, target.xbars)
     defs = m.by_name()

@@ -374,6 +374,48 @@ def test_cli_eval_prints_json_and_refuses_data_that_does_not_fit(digits_models, 
     assert "must be a finite number >= 0" in capsys.readouterr().err
 
 
+def test_measured_input_density_feeds_the_cost_model(digits_models, tmp_path, capsys):
+    """cimc eval measures how hard each crossbar layer's inputs drive its rows; compile takes
+    the report and scales those layers' row and array energy by it (ADC energy stays)."""
+    import json
+
+    from cimc.cli import main
+
+    out = tmp_path / "acc.json"
+    assert main(["eval", str(digits_models["plain"]), "--data", "digits", "--draws", "0", "--sigma", "0",
+                 "--passes", "baseline", "--limit", "64", "--report", str(out)]) == 0
+    assert "input density" in capsys.readouterr().out
+    density = json.loads(out.read_text())["input_density"]
+    full = cimc.compile(digits_models["plain"], "rram-256", "baseline")
+    weight_layers = {x.name for x in full.report.layers if x.crossbars}
+    assert set(density) == weight_layers
+    assert all(0 < v < 1 for v in density.values())  # digits after ReLU: far from every bit set
+    # the first conv, by hand: its im2col inputs (3x3, zero padding) quantised to 8 bits on
+    # the calibration images' range, the share of bits that are 1 (1-bit DACs)
+    d = load_dataset("digits")
+    x = torch.tensor(d.x_test[:64].reshape(-1, 1, 8, 8))
+    cols = torch.nn.functional.unfold(x, 3, padding=1)
+    q = torch.clamp(torch.round(cols / (float(d.x_train[:64].max()) / 255)), 0, 255).to(torch.int64)
+    ones = sum(((q >> bit) & 1).sum().item() for bit in range(8))
+    first = min(density, key=lambda n: [op.result for op in full.module.ops].index(n))
+    assert density[first] == pytest.approx(ones / (8 * q.numel()))
+
+    scaled = cimc.compile(digits_models["plain"], "rram-256", "baseline", input_density=out)
+    for a, b in zip(full.report.layers, scaled.report.layers):
+        if a.name in density:
+            for part in ("dac_and_periphery", "array"):
+                assert b.energy_breakdown_nj[part] == pytest.approx(a.energy_breakdown_nj[part] * density[a.name])
+            assert b.energy_breakdown_nj["adc"] == pytest.approx(a.energy_breakdown_nj["adc"])
+    assert scaled.report.energy_nj < full.report.energy_nj
+    half = cimc.compile(digits_models["plain"], "rram-256", "baseline", input_density=0.5).report
+    assert half.energy_breakdown_nj["array"] == pytest.approx(full.report.energy_breakdown_nj["array"] / 2)
+    assert main(["compile", str(digits_models["plain"]), "--input-density", "1.5"]) == 1
+    assert "from 0 to 1" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text(json.dumps({"input_density": {"nope": 0.3}}))
+    assert main(["compile", str(digits_models["plain"]), "--input-density", str(tmp_path / "other.json")]) == 1
+    assert "no such weight layer" in capsys.readouterr().err
+
+
 def test_copies_of_a_layer_with_one_mvm_per_input_take_turns_over_the_inputs():
     """A classifier does one MVM per input; with several copies (cimc's passes make none, since
     copies split an inference's MVMs, but a hand-edited mapping may), successive inputs use
