@@ -94,12 +94,14 @@ def merge(module: Module, results: dict[int, Module]) -> Module:
         if all(before.get(key) == v for v in values.values()) and key != "budget":
             continue
         vs = list(values.values())
-        if all(isinstance(v, bool) for v in vs) or len(set(map(str, vs))) == 1:
-            attrs[key] = vs[0]
-        elif all(isinstance(v, int) for v in vs):
+        if all(isinstance(v, bool) for v in vs):
+            attrs[key] = all(vs)
+        elif all(isinstance(v, int) for v in vs):  # counts: crossbars, budgets, bounds
             attrs[key] = sum(vs)
-        elif all(isinstance(v, (int, float)) for v in vs):
+        elif all(isinstance(v, (int, float)) for v in vs):  # times: the slowest pool's
             attrs[key] = float(max(vs))
+        elif len(set(map(str, vs))) == 1:
+            attrs[key] = vs[0]
         else:
             attrs[key] = "; ".join(f"pool {p}: {v}" for p, v in values.items())
     return module.with_ops(out, **attrs)

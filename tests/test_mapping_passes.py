@@ -199,7 +199,7 @@ def test_pipelines_on_a_chip_with_crossbar_pools_keep_every_invariant(model, poo
 
 
 def test_copies_are_kept_for_the_layers_of_every_pool(resnet20_path):
-    target = cimc.load_target("rram-256", {"pools": "64x64*96"})
+    target = cimc.load_target("rram-256", {"pools": "64x64*48"})  # as many crossbars as pool 0
     base = cimc.compile(resnet20_path, target, "baseline")
     for passes in ("fast", "full"):
         r = cimc.compile(resnet20_path, target, passes)
@@ -208,6 +208,9 @@ def test_copies_are_kept_for_the_layers_of_every_pool(resnet20_path):
         for p in (0, 1):  # layers of both pools got copies
             assert max(c for name, c in copies.items() if pools[name] == p) > 1, (passes, p)
         assert r.period_ns < base.period_ns / 10
+        # the budget is every crossbar of both pools, added up
+        shares = dict(kv.split(":") for kv in r.module.get("pool_budgets").split(","))
+        assert r.module.get("budget") == sum(map(int, shares.values())) == target.xbars
 
 
 def test_partition_sends_each_layer_to_the_pool_where_it_takes_least_area():
