@@ -120,13 +120,14 @@ def with_input_density(module: Module, spec) -> Module:
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return module.with_ops(module.ops, input_density=checked(spec, "for every layer"))
     if isinstance(spec, (str, Path)):
+        path = spec
         try:
-            data = json.loads(Path(spec).read_text(encoding="utf-8"))
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CimcError(f"--input-density {spec}: not a number and not a readable JSON file ({e}).") from None
+            raise CimcError(f"input density '{path}': not a number and not a readable JSON file ({e}).") from None
         spec = data.get("input_density", data) if isinstance(data, dict) else data
         if not isinstance(spec, dict) or not spec:
-            raise CimcError(f"--input-density {spec!r}: the file has no 'input_density' table (write one with "
+            raise CimcError(f"input density file '{path}' has no 'input_density' table (write one with "
                             "cimc eval --report FILE).")
     if not isinstance(spec, dict):
         raise CimcError(f"input_density must be a number, a {{layer: number}} table or a JSON file, got {spec!r}.")

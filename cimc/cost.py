@@ -70,10 +70,6 @@ def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
             fp.reads_per_mvm * fp.active_cols * target.adc_conversion_pj)
 
 
-def block_mvm_pj(target, block: Op) -> float:
-    return sum(block_mvm_parts(target, block))
-
-
 COMPONENTS = ("adc", "dac_and_periphery", "array", "digital", "buffer", "network", "static")
 
 
@@ -109,16 +105,11 @@ def mapping_loads(module: Module):
                     key = ("unplaced", b.result, k)
                     per_xbar[key] = xbar_load[key] = (q + (k < extra)) * mvm_ns
                 n = layer["mvms"]
-            else:
-                n_total = 0
-                for k in range(compact):
-                    n = copy_share(layer["mvms"], compact, k) if compact > 1 else block_share(b, layer["mvms"],
-                                                                                               copies[name])
-                    key = (p["tile"], p["xbar"]) if p is not None else ("unplaced", b.result, k)
-                    per_xbar[key] += n * mvm_ns
-                    xbar_load[key] += n * mvm_ns
-                    n_total += n
-                n = n_total
+            else:  # compact copies of a placed block share its crossbar: it does all their MVMs
+                n = layer["mvms"] if compact > 1 else block_share(b, layer["mvms"], copies[name])
+                key = (p["tile"], p["xbar"]) if p is not None else ("unplaced", b.result, 0)
+                per_xbar[key] += n * mvm_ns
+                xbar_load[key] += n * mvm_ns
             energy["dac_and_periphery"] += n * row * density
             energy["array"] += n * array * density
             energy["adc"] += n * adc

@@ -221,10 +221,16 @@ class Target:
         return (self.reads_per_mvm * self.row_reads(self.xbar_rows) + self.mvm_fill_reads) * self.read_ns(self.xbar_cols)
 
     @functools.cached_property
+    def xbar_mvm_parts_pj(self) -> dict:
+        """Energy of one MVM of a full crossbar by component: every row driven once per
+        input digit, every column converted once per read."""
+        r, c, n = self.xbar_rows, self.xbar_cols, self.reads_per_mvm
+        return {"adc": n * self.row_reads(r) * c * self.adc_conversion_pj, "dac_and_periphery": n * r * self.row_read_pj,
+                "array": n * r * c * self.cell_read_fj * 1e-3}
+
+    @functools.cached_property
     def xbar_mvm_pj(self) -> float:
-        r, c = self.xbar_rows, self.xbar_cols
-        return self.reads_per_mvm * (r * self.row_read_pj + r * c * self.cell_read_fj * 1e-3
-                                     + self.row_reads(r) * c * self.adc_conversion_pj)
+        return sum(self.xbar_mvm_parts_pj.values())
 
     def peak(self) -> dict:
         """Peak throughput, power and area of the whole chip, all crossbars busy.
@@ -243,13 +249,11 @@ class Target:
     def tile_power_breakdown(self) -> dict:
         """Power (mW) of one tile with every crossbar busy, by component."""
         adc = dac = array = 0.0
-        for v in self._pool_views():
-            n, t = v.xbars_per_tile, v.xbar_mvm_ns
-            r, c = v.xbar_rows, v.xbar_cols
-            reads = v.reads_per_mvm
-            adc += n * (reads * v.row_reads(r) * c * v.adc_conversion_pj / t + v.xbar_static_mw)
-            dac += n * reads * r * v.row_read_pj / t
-            array += n * reads * r * c * v.cell_read_fj * 1e-3 / t
+        for v in self._pool_views():  # pJ per MVM over ns per MVM = mW, per crossbar
+            n, t, parts = v.xbars_per_tile, v.xbar_mvm_ns, v.xbar_mvm_parts_pj
+            adc += n * (parts["adc"] / t + v.xbar_static_mw)
+            dac += n * parts["dac_and_periphery"] / t
+            array += n * parts["array"] / t
         return {"adc": adc, "dac_and_periphery": dac, "array": array,
                 "group_periphery": self.groups_per_tile * self.group_periph_power_mw,
                 "buffer": self.buffer_power_mw, "network": self.network_power_mw, "digital": self.digital_power_mw,
