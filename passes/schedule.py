@@ -1,24 +1,36 @@
 """schedule: start times of every op for one inference, and for a stream of K inferences.
 
-Jobs are the network's ops; a weight layer occupies each of its crossbars for its load
-there (MVMs x MVM time of its blocks on it), from the layer's start. Crossbars run one job
-at a time. A consumer may start once its producer has made the rows its first output needs
-(kernel height over the producer's output height; all of it for ops that need the whole
-tensor) and finishes no earlier than its producer plus one output row of its own work:
-layers pipeline within one inference. Digital ops take their time on the tile's digital
-units, which are not a shared resource here.
+Layers pipeline row by row, as on an ISAAC-like chip whose tile buffers pass each output
+row on as soon as it is made. Every op's output rows are cut into at most `chunks` row
+chunks; a chunk is the unit of scheduling:
 
-CP-SAT (one worker, fixed seed, deterministic time limit, hinted with the list schedule)
-minimises the makespan when the model has at most `max_intervals` crossbar intervals;
-otherwise, or when it finds nothing better, the list schedule (jobs in topological order,
-each at its earliest start) is kept. `schedule_method` records which, with the status.
-Writes `sched.slot(%op) {start_ns, end_ns}` for inference 0 and the stream's makespan in
-`stream_makespan_ns`.
+- a chunk may start once the producer rows it reads exist: output row r of a convolution
+  or pool reads input rows up to (r+1) x H_in / H_out - 1 plus half its kernel (pools: one
+  row), element-wise ops and concatenations along channels read the same rows; ops that
+  need the whole tensor (matmul, RNN, softmax, reshapes and transposes, global pools,
+  norms other than BatchNormalization/LRN, concatenations along other axes) wait for all
+  of it, and a non-spatial op is a single chunk;
+- a weight layer's chunk puts its share of the layer's load on each of its crossbars (the
+  load of the crossbar / chunks: copies split every row's outputs); a crossbar reads one
+  block at a time, so chunks on one crossbar never overlap, whichever layer or inference
+  they belong to; a chunk ends no earlier than one MVM after its inputs exist;
+- an op's chunks end in row order;
+- every op also streams its rows through its own unit (digital units and tile buffer: the
+  op's time without crossbar contention / chunks per chunk, one chunk after the other).
+
+The list schedule takes chunks in the order their inputs become ready (ties: earlier
+inference, earlier op, earlier chunk) and starts each as early as its crossbars allow.
+Where the instance has at most `max_intervals` crossbar pieces, CP-SAT (one worker, fixed
+seed, deterministic time limit, hinted with the list schedule) minimises the makespan of
+the same model; the better is kept, and `schedule_method` records which and its status.
+Writes `sched.slot(%op) {start_ns, end_ns}` (first chunk start, last chunk end) for
+inference 0, and the K-inference makespan as `stream_makespan_ns`.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import math
 from collections import defaultdict
@@ -28,167 +40,246 @@ from cimc.errors import PipelineError
 from cimc.ir import Module, Op
 
 UNITS_PER_NS = 10
+ROW_LOCAL_NORMS = ("BatchNormalization", "LRN")
 
 
 @dataclass
 class _Job:
     name: str
-    duration: float
-    mvm_ns: float  # one MVM (weight layers), or one output row (digital ops)
-    xbar_loads: dict  # crossbar -> ns
-    preds: list  # (producer name, start fraction, finish lag ns)
+    chunks: int
+    unit_ns: float  # the op's own stream unit, per chunk
+    step_ns: float  # a chunk ends at least this long after its inputs exist (one MVM)
+    pieces: list  # (crossbar, ns per chunk)
+    needs: list  # (producer index, [producer chunk each chunk needs, or -1 for none])
 
 
-def _jobs(module: Module) -> list[_Job]:
+def _bounds(rows: int, chunks: int) -> list[int]:
+    """First output row of every chunk, and the row count at the end."""
+    return [i * rows // chunks for i in range(chunks)] + [rows]
+
+
+def _halo(op: Op) -> int | None:
+    """Extra producer rows an output row reads past its proportional one, or None when the
+    op needs the producer's whole output."""
+    if op.kind in ("nn.conv", "nn.conv_transpose"):
+        return op["kernel"][0] // 2
+    if op.kind == "nn.pool":
+        return None if op["fn"].startswith(("Global", "Reduce")) else 1
+    if op.kind in ("nn.act", "nn.eltwise"):
+        return 0
+    if op.kind == "nn.norm":
+        return 0 if op["fn"] in ROW_LOCAL_NORMS else None
+    if op.kind == "nn.concat":
+        return 0 if op["axis"] in (1, -3) else None
+    return None
+
+
+def _jobs(module: Module, max_chunks: int) -> list[_Job]:
     from cimc.cost import block_mvm_ns, evaluate, mapping_loads
 
     report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]))
     times = {layer.name: layer.latency_ns for layer in report.layers}
     _, blocks, layer_xbar_load, _, _, _ = mapping_loads(module)
-    mvm_ns = {name: max(block_mvm_ns(module.target, b) for b in bs) for name, bs in blocks.items()}
     defs = module.by_name()
+    ops = [op for op in module.ops if op.namespace == "nn" and op.kind not in ("nn.input", "nn.output")]
+    index = {op.result: n for n, op in enumerate(ops)}
+    n_chunks, row_bounds = {}, {}
+    for op in ops:
+        shape = op["shape"]
+        rows = shape[2] if len(shape) == 4 else 1
+        n_chunks[op.result] = max(1, min(rows, max_chunks))
+        row_bounds[op.result] = _bounds(rows, n_chunks[op.result])
     jobs = []
-    for op in module.ops:
-        if op.namespace != "nn" or op.kind in ("nn.input", "nn.output"):
-            continue
-        dur = times.get(op.result, 0.0)
-        step = mvm_ns.get(op.result, 0.0)
-        preds = []
-        for o in op.operands:
-            p = defs.get(o)
-            if p is None or p.kind == "nn.input":
+    for op in ops:
+        g = n_chunks[op.result]
+        ob = row_bounds[op.result]
+        needs = []
+        halo = _halo(op)
+        for o in dict.fromkeys(op.operands):
+            if o not in index:
                 continue
-            frac, rows = _start_fraction(op, p)
-            # the last output needs the producer's last output, and then at least one MVM
-            preds.append((o, frac, max(dur / max(rows, 1), step)))
-        jobs.append(_Job(op.result, dur, step, dict(layer_xbar_load.get(op.result, {})), preds))
+            pg, pb = n_chunks[o], row_bounds[o]
+            p_rows = pb[-1]
+            if halo is None or g == 1 or len(defs[o]["shape"]) != 4:
+                need = [pg - 1] * g
+            else:
+                need = []
+                for i in range(g):
+                    last_row = min(p_rows - 1, -(-ob[i + 1] * p_rows // ob[-1]) - 1 + halo)
+                    need.append(bisect.bisect_right(pb, last_row) - 1)
+            needs.append((index[o], need))
+        step = max((block_mvm_ns(module.target, b) for b in blocks.get(op.result, [])), default=0.0)
+        pieces = [(x, load / g) for x, load in layer_xbar_load.get(op.result, {}).items()]
+        jobs.append(_Job(op.result, g, times.get(op.result, 0.0) / g, step, pieces, needs))
     return jobs
 
 
-def _start_fraction(op: Op, producer: Op) -> tuple[float, int]:
-    """(share of the producer's work done before `op` can start, output rows of `op`)."""
-    pshape, shape = producer["shape"], op["shape"]
-    spatial = len(pshape) == 4 and len(shape) == 4
-    if not spatial or op.kind in ("nn.matmul", "nn.rnn", "nn.softmax", "nn.dot", "nn.reshape") or (
-            op.kind == "nn.pool" and op["fn"].startswith(("Global", "Reduce"))):
-        return 1.0, 1
-    k = op["kernel"][0] if op.kind in ("nn.conv", "nn.conv_transpose") else 1
-    if op.kind == "nn.pool":
-        k = 3  # window height is not kept on pools; 3 is the common case and errs late
-    return min(1.0, k / max(pshape[2], 1)), shape[2]
+Span = dict  # (inference, job index, chunk) -> (start, end, ((resource, start), ...))
 
 
-def _pieces(j: _Job) -> list[tuple[object, float]]:
-    """(crossbar or None, duration): a weight layer's work on each of its crossbars, each
-    free to start on its own; a digital op is one piece on no crossbar."""
-    return list(j.xbar_loads.items()) or [(None, j.duration)]
+def _release(span: Span, inf: int, j: _Job, c: int) -> float:
+    return max((span[(inf, p, need[c])][1] for p, need in j.needs if need[c] >= 0), default=0.0)
 
 
-def _list_schedule(jobs: list[_Job], k: int) -> dict[tuple[int, str], tuple[float, float]]:
-    """The better of two list schedules (see `_list_pass`): inference by inference, and
-    all inferences interleaved by the time each job becomes ready."""
-    best = None
-    for interleave in (False, True):
-        span = _list_pass(jobs, k, interleave)
-        if best is None or _makespan(span) < _makespan(best) - 1e-9:
-            best = span
-    return best
+def _list_schedule(jobs: list[_Job], k: int) -> Span:
+    """Event-driven list schedule: whenever a crossbar (or an op's unit) is free, it takes
+    the waiting piece of highest priority: earlier inference, then earlier op, then
+    earlier chunk. A chunk is done when all its pieces are (and one MVM after its inputs
+    exist); the chunks that read it are released then."""
+    users = defaultdict(list)  # (producer, chunk) -> [(consumer, chunk)]
+    waiting = {}
+    for n, j in enumerate(jobs):
+        for c in range(j.chunks):
+            deps = {(p, need[c]) for p, need in j.needs if need[c] >= 0}
+            waiting[(n, c)] = len(deps)
+            for d in deps:
+                users[d].append((n, c))
+    left = {(inf, n, c): w for inf in range(k) for (n, c), w in waiting.items()}
+    span: Span = {}
+    queue: dict = defaultdict(list)  # resource -> heap of (priority, size)
+    idle: dict = defaultdict(lambda: True)
+    todo: dict = {}  # chunk -> [pieces left, release, earliest end, placed pieces]
+    # events (time, kind, sequence, chunk, resource): kind 0 a chunk is released, 1 a piece
+    # ends, 2 a chunk is done
+    events = [(0.0, 0, 0, (inf, n, c), None) for inf in range(k) for (n, c), w in waiting.items() if w == 0]
+    heapq.heapify(events)
+    seq = 0
 
+    def push(time, kind, key, res=None):
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (time, kind, seq, key, res))
 
-def _list_pass(jobs: list[_Job], k: int, interleave: bool) -> dict[tuple[int, str], tuple[float, float]]:
-    """(start, end) of every job. Jobs are taken inference by inference (topological
-    within one), or, interleaving, the ready job with the earliest release first; each
-    piece goes at the earliest time the job's inputs allow into a gap of its crossbar."""
-    busy: dict = defaultdict(list)  # crossbar -> sorted [(start, end)]
-    span: dict[tuple[int, str], tuple[float, float]] = {}
-    index = {j.name: n for n, j in enumerate(jobs)}
+    def start(res, now):
+        if idle[res] and queue[res]:
+            key, size = heapq.heappop(queue[res])
+            idle[res] = False
+            todo[key][3].append((res, now))
+            push(now + size, 1, key, res)
 
-    def bounds(inf: int, j: _Job) -> tuple[float, float]:
-        release, finish_after = 0.0, 0.0
-        for p, frac, lag in j.preds:
-            ps, pe = span[(inf, p)]
-            release = max(release, ps + frac * (pe - ps))
-            finish_after = max(finish_after, pe + lag)
-        return release, finish_after
-
-    def place(inf: int, j: _Job) -> None:
-        release, finish_after = bounds(inf, j)
-        starts, ends = [], []
-        for x, load in _pieces(j):
-            s = max(release, finish_after - load)
-            if x is not None:
-                for a, b in busy[x]:
-                    if a < s + load - 1e-9 and s < b - 1e-9:
-                        s = b
-                bisect.insort(busy[x], (s, s + load))
-            starts.append(s)
-            ends.append(s + load)
-        span[(inf, j.name)] = (min(starts), max(ends))
-
-    if not interleave:
-        for inf in range(k):
-            for j in jobs:
-                place(inf, j)
-        return span
-    waiting = {(inf, j.name): sum(1 for p, _, _ in j.preds) for inf in range(k) for j in jobs}
-    users = defaultdict(list)
-    for j in jobs:
-        for p, _, _ in j.preds:
-            users[p].append(j)
-    ready = [(0.0, inf, index[j.name]) for inf in range(k) for j in jobs if not j.preds]
-    heapq.heapify(ready)
-    while ready:
-        _, inf, n = heapq.heappop(ready)
+    while events:
+        now, kind, _, key, res = heapq.heappop(events)
+        inf, n, c = key
         j = jobs[n]
-        place(inf, j)
-        for u in users[j.name]:
-            waiting[(inf, u.name)] -= 1
-            if waiting[(inf, u.name)] == 0:
-                heapq.heappush(ready, (bounds(inf, u)[0], inf, index[u.name]))
+        if kind == 0:
+            pieces = [(r, size) for r, size in [(("unit", n), j.unit_ns)] + j.pieces if size > 0]
+            todo[key] = [len(pieces), now, now + j.step_ns, []]
+            for r, size in pieces:
+                heapq.heappush(queue[r], (key, size))
+            for r, _ in pieces:
+                start(r, now)
+            if not pieces:
+                push(now + j.step_ns, 2, key)
+        elif kind == 1:
+            idle[res] = True
+            t = todo[key]
+            t[0] -= 1
+            t[2] = max(t[2], now)
+            if t[0] == 0:
+                push(t[2], 2, key)
+            start(res, now)
+        else:
+            _, release, _, placed = todo.pop(key)
+            span[key] = (min([ps for _, ps in placed], default=release), now, tuple(placed))
+            for u, uc in users[(n, c)]:
+                ukey = (inf, u, uc)
+                left[ukey] -= 1
+                if left[ukey] == 0:
+                    push(now, 0, ukey)
     return span
 
 
-def _cp_sat(jobs: list[_Job], k: int, hint: dict, time_limit: float):
+def check_schedule(jobs: list[_Job], span: Span, k: int) -> list[str]:
+    """Every rule of the model, checked on a schedule: what it breaks (empty: none)."""
+    errors = []
+    busy = defaultdict(list)
+    for inf in range(k):
+        for n, j in enumerate(jobs):
+            for c in range(j.chunks):
+                if (inf, n, c) not in span:
+                    errors.append(f"inference {inf}: {j.name} chunk {c} not scheduled")
+                    continue
+                s, e, placed = span[(inf, n, c)]
+                r = _release(span, inf, j, c)
+                sizes = dict([(("unit", n), j.unit_ns)] + j.pieces)
+                if sorted(map(str, sizes)) != sorted(str(res) for res, _ in placed):
+                    errors.append(f"inference {inf}: {j.name} chunk {c} is not on its crossbars and unit")
+                    continue
+                if s < r - 1e-6 or any(ps < r - 1e-6 or ps < s - 1e-6 for _, ps in placed):
+                    errors.append(f"inference {inf}: {j.name} chunk {c} starts before its inputs exist ({r} ns)")
+                if c and e < span[(inf, n, c - 1)][1] - 1e-6:
+                    errors.append(f"inference {inf}: {j.name} chunk {c} ends before chunk {c - 1}")
+                if e < r + j.step_ns - 1e-6 or any(e < ps + sizes[res] - 1e-6 for res, ps in placed):
+                    errors.append(f"inference {inf}: {j.name} chunk {c} ends before its work is done")
+                for res, ps in placed:
+                    if sizes[res] > 0:
+                        busy[res].append((ps, ps + sizes[res], f"{inf}:{j.name}:{c}"))
+    for res, intervals in busy.items():
+        intervals.sort()
+        for (a, b, x), (c, d, y) in zip(intervals, intervals[1:]):
+            if c < b - 1e-6:
+                errors.append(f"{x} and {y} overlap on {res}: ({a}, {b}) and ({c}, {d})")
+    return errors
+
+
+def _cp_sat(jobs: list[_Job], k: int, time_limit: float):
     from ortools.sat.python import cp_model
 
     from cimc.passes.solver import deterministic_solver
 
     u = lambda ns: int(math.ceil(ns * UNITS_PER_NS - 1e-9))  # noqa: E731
-    horizon = u(max(e for _, e in hint.values())) + k * len(jobs) * 4 + 1
+    # the hint: the list schedule of the same jobs with every time rounded up to whole units,
+    # so that it is a solution of the model as given to CP-SAT
+    q = lambda ns: u(ns) / UNITS_PER_NS  # noqa: E731
+    hint = _list_schedule([dataclasses.replace(j, unit_ns=q(j.unit_ns), step_ns=q(j.step_ns),
+                                               pieces=[(x, q(load)) for x, load in j.pieces]) for j in jobs], k)
+    n_pieces = sum(j.chunks * (len(j.pieces) + 2) for j in jobs) * k  # each rounds up by < 1 unit
+    horizon = u(_makespan(hint)) + n_pieces + 1
     m = cp_model.CpModel()
-    span, per_xbar = {}, defaultdict(list)
-    end = m.new_int_var(0, horizon, "makespan")
+    starts, ends, placed, per_res = {}, {}, {}, defaultdict(list)
+    makespan = m.new_int_var(0, horizon, "makespan")
     for inf in range(k):
-        for j in jobs:
-            hs, he = hint[(inf, j.name)]
-            starts, ends = [], []
-            for n, (x, load) in enumerate(_pieces(j)):
-                s = m.new_int_var(0, horizon, f"s{inf}:{j.name}:{n}")
-                size = max(u(load), 1)
-                starts.append(s)
-                ends.append(s + size)
-                if x is not None:
-                    per_xbar[x].append(m.new_fixed_size_interval_var(s, size, f"i{inf}:{j.name}:{n}"))
-            js, je = m.new_int_var(0, horizon, f"S{inf}:{j.name}"), m.new_int_var(0, horizon, f"E{inf}:{j.name}")
-            m.add_min_equality(js, starts)
-            m.add_max_equality(je, ends)
-            m.add_hint(js, u(hs))
-            m.add_hint(je, u(he))
-            m.add(end >= je)
-            span[(inf, j.name)] = (js, je, u(j.duration))
-            for p, frac, lag in j.preds:
-                ps, pe, pdur = span[(inf, p)]
-                m.add(js >= ps + int(frac * pdur))
-                m.add(je >= pe + u(lag))
-    for intervals in per_xbar.values():
+        for n, j in enumerate(jobs):
+            for c in range(j.chunks):
+                key = (inf, n, c)
+                e = m.new_int_var(0, horizon, f"e{key}")
+                release = [ends[(inf, p, need[c])] for p, need in j.needs if need[c] >= 0]
+                r = m.new_int_var(0, horizon, f"r{key}")
+                if release:
+                    m.add_max_equality(r, release)
+                else:
+                    m.add(r == 0)
+                firsts, pieces = [], []
+                for res, size in [(("unit", n), u(j.unit_ns))] + [(x, u(load)) for x, load in j.pieces]:
+                    s = m.new_int_var(0, horizon, f"s{key}{res}")
+                    m.add(s >= r)
+                    m.add(e >= s + size)
+                    firsts.append(s)
+                    pieces.append((res, s))
+                    if size > 0:
+                        per_res[res].append(m.new_fixed_size_interval_var(s, size, f"i{key}{res}"))
+                m.add(e >= r + u(j.step_ns))
+                if c:  # rows leave in order
+                    m.add(e >= ends[(inf, n, c - 1)])
+                st = m.new_int_var(0, horizon, f"S{key}")
+                m.add_min_equality(st, firsts)
+                hinted = dict(hint[key][2])
+                for res, s in pieces:
+                    m.add_hint(s, round(hinted.get(res, hint[key][1]) * UNITS_PER_NS))
+                m.add_hint(e, round(hint[key][1] * UNITS_PER_NS))
+                starts[key], ends[key] = st, e
+                placed[key] = pieces
+                m.add(makespan >= e)
+    for intervals in per_res.values():
         if len(intervals) > 1:
             m.add_no_overlap(intervals)
-    m.minimize(end)
+    m.minimize(makespan)
     solver = deterministic_solver(time_limit)
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, solver.status_name(status)
-    return ({key: (solver.value(a) / UNITS_PER_NS, solver.value(b) / UNITS_PER_NS) for key, (a, b, _) in span.items()},
+    v = lambda var: solver.value(var) / UNITS_PER_NS  # noqa: E731
+    return ({key: (v(starts[key]), v(ends[key]), tuple((res, v(s)) for res, s in placed[key])) for key in starts},
             solver.status_name(status))
 
 
@@ -196,23 +287,25 @@ def _cp_sat(jobs: list[_Job], k: int, hint: dict, time_limit: float):
 class SchedulePass:
     name = "schedule"
     inferences: int = 8  # K, the stream scheduled back to back
+    chunks: int = 16  # row chunks per op at most
     time_limit: float = 0.03  # CP-SAT deterministic time per solve (about 0.4 s of one core here)
     max_intervals: int = 1000  # crossbar pieces (all K inferences) CP-SAT takes on; larger: list schedule
 
     def __post_init__(self):
-        if self.inferences < 1 or self.time_limit <= 0 or self.max_intervals < 0:
-            raise PipelineError("schedule: inferences must be >= 1, time-limit > 0, max-intervals >= 0.")
+        if self.inferences < 1 or self.chunks < 1 or self.time_limit <= 0 or self.max_intervals < 0:
+            raise PipelineError("schedule: inferences and chunks must be >= 1, time-limit > 0, "
+                                "max-intervals >= 0.")
 
-    def run(self, module: Module) -> Module:
-        module = module.with_ops([op for op in module.ops if op.kind != "sched.slot"])
-        jobs = _jobs(module)
+    def solve(self, module: Module) -> tuple[list[_Job], dict[int, Span], list[str]]:
+        """The jobs, the schedule for 1 and K inferences, and how each was found."""
+        jobs = _jobs(module, self.chunks)
         results, methods = {}, []
         for k in sorted({1, self.inferences}):
             best = _list_schedule(jobs, k)
             method = "list"
-            n_pieces = k * sum(len(_pieces(j)) for j in jobs)
+            n_pieces = k * sum(j.chunks * (len(j.pieces) + 1) for j in jobs)
             if n_pieces <= self.max_intervals:
-                got, status = _cp_sat(jobs, k, best, self.time_limit)
+                got, status = _cp_sat(jobs, k, self.time_limit)
                 # CP-SAT's times are rounded up to 0.1 ns: keep it unless it is really worse
                 if got is not None and _makespan(got) <= _makespan(best) * (1 + 1e-3):
                     best, method = got, f"cp-sat {status.lower()}"
@@ -220,13 +313,21 @@ class SchedulePass:
                     method = f"list (cp-sat {status.lower()})"
             results[k] = best
             methods.append(f"K={k}: {method}")
+        return jobs, results, methods
+
+    def run(self, module: Module) -> Module:
+        module = module.with_ops([op for op in module.ops if op.kind != "sched.slot"])
+        jobs, results, methods = self.solve(module)
         one = results[1]
-        slots = [Op.make("sched.slot", None, [j.name], start_ns=float(one[(0, j.name)][0]),
-                         end_ns=float(one[(0, j.name)][1])) for j in jobs]
+        slots = []
+        for n, j in enumerate(jobs):
+            chunks = [one[(0, n, c)] for c in range(j.chunks)]
+            slots.append(Op.make("sched.slot", None, [j.name], start_ns=float(min(s for s, _, _ in chunks)),
+                                 end_ns=float(max(e for _, e, _ in chunks))))
         return module.with_ops(list(module.ops) + slots, schedule_method="; ".join(methods),
                                stream_inferences=self.inferences,
                                stream_makespan_ns=float(_makespan(results[self.inferences])))
 
 
 def _makespan(span: dict) -> float:
-    return max((e for _, e in span.values()), default=0.0)
+    return max((e for _, e, _ in span.values()), default=0.0)

@@ -12,6 +12,7 @@ import cimc
 from cimc.cost import mapping_loads
 from cimc.errors import Infeasible
 from cimc.mapping import block_footprint
+from cimc.passes.schedule import SchedulePass, check_schedule
 
 import onnx_builders as ob
 
@@ -57,6 +58,12 @@ def check_mapping(r, budget):
     assert rep.throughput_ips <= rep.throughput_upper_bound_ips * (1 + 1e-9)
     assert rep.latency_ns >= rep.latency_lower_bound_ns * (1 - 1e-9)
     assert 0 < rep.utilization <= 1
+    # the schedule keeps every rule (no chunk before the rows it reads, no two pieces on one
+    # crossbar at once, rows in order), for one inference and for the stream
+    sched = SchedulePass()
+    jobs, spans, _ = sched.solve(m.with_ops([op for op in m.ops if op.kind != "sched.slot"]))
+    for k, span in spans.items():
+        assert check_schedule(jobs, span, k) == []
     # no op starts before its inputs have started, none ends before its inputs end
     slots = {op.operands[0]: op for op in m.ops if op.kind == "sched.slot"}
     for op in m.ops:
@@ -151,6 +158,39 @@ def test_tiny_instance_is_proven_by_cp_sat(sq_model):
     r = cimc.compile(sq_model, "rram-128", "lower,partition,pack{exact-blocks=40},cost")
     assert "optimal" in r.report.solver["pack_status"] or "CP-SAT" in r.report.solver["pack_status"]
     assert r.crossbars_used <= cimc.compile(sq_model, "rram-128", "baseline").crossbars_used
+
+
+def test_schedule_check_catches_a_broken_schedule(sq_model):
+    m = cimc.compile(sq_model, "rram-128", "lower,partition,duplicate,pack").module
+    jobs, spans, _ = SchedulePass(inferences=2).solve(m)
+    span = dict(spans[2])
+    assert check_schedule(jobs, span, 2) == []
+    conv = next(n for n, j in enumerate(jobs) if j.pieces and j.needs)  # a weight layer reading another op
+    first, end, placed = span[(0, conv, 0)]
+    early = dict(span)  # its first chunk moved before its inputs exist
+    early[(0, conv, 0)] = (0.0, end - first, tuple((r, 0.0) for r, _ in placed))
+    assert any("before its inputs" in e for e in check_schedule(jobs, early, 2))
+    # inference 1's chunk moved onto inference 0's on the same crossbar
+    xbar, at = next((r, s) for r, s in placed if r[0] != "unit")
+    other = span[(1, conv, 0)]
+    clash = dict(span)
+    clash[(1, conv, 0)] = (at, other[1], tuple((r, at if r == xbar else s) for r, s in other[2]))
+    assert any("overlap" in e for e in check_schedule(jobs, clash, 2))
+    assert any("not scheduled" in e for e in check_schedule(jobs, {k: v for k, v in span.items() if k[0] == 0}, 2))
+
+
+def test_layers_pipeline_row_by_row(sq_model):
+    """A consumer starts on its producer's first rows: one inference takes less than its ops
+    one after another, and the K-inference stream less than K latencies."""
+    r = cimc.compile(sq_model, "rram-128", "lower,partition,place,schedule,cost")
+    slots = {op.operands[0]: op for op in r.module.ops if op.kind == "sched.slot"}
+    serial = sum(s["end_ns"] - s["start_ns"] for s in slots.values())
+    assert r.latency_ns < 0.9 * serial
+    overlapped = [n for n, op in r.module.by_name().items() if n in slots and any(
+        o in slots and slots[o]["end_ns"] > slots[n]["start_ns"] + 1e-6 for o in op.operands)]
+    assert overlapped
+    k = r.report.stream["stream_inferences"]
+    assert r.report.stream["stream_makespan_ns"] < k * r.latency_ns
 
 
 def test_same_input_same_mapping_text(mobilenet_path):
