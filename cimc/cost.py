@@ -23,8 +23,9 @@ Units: ns, nJ (pJ inside), mm2. What the numbers mean:
 - Area: the tiles the placement touches (`area_mm2`) and the whole chip (`chip_area_mm2`).
 Bounds (valid for the module's partition, whatever the duplication and packing):
 - crossbars: ceil(weight cells of one copy / cells per crossbar);
-- period: total block-read time per inference over the crossbar budget; no block's single
-  MVM can be split; digital work over all tiles' digital units; and, after `duplicate`,
+- period: total block-read time per inference over the crossbar budget, and the same for
+  the work of blocks that can share a crossbar over the crossbars left when every block
+  that cannot share has its own; no block's single MVM can be split; digital work over all tiles' digital units; and, after `duplicate`,
   the proven bound of its relaxation (cells, loads) with every cell of the budget allowed;
 - latency: the longest path with every weight layer at one MVM time (unlimited copies)
   and every digital op at one output row's time (ops stream row by row).
@@ -307,7 +308,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     budget = int(module.get("budget", t.xbars * chips_used))
     digital_period = digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1))
     period_ns = max(max(xbar_load.values(), default=0.0), digital_period, 1e-9)
-    period_bound_ns = max(block_read_work_ns / budget, longest_mvm_ns,
+    period_bound_ns = max(block_read_work_ns / budget, _shared_work_bound(t, blocks, defs, budget), longest_mvm_ns,
                           digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
                           float(module.get("period_bound_ns", 0.0)), 1e-9)
     base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)), 1e-9)
@@ -364,6 +365,31 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
         network={"topology": t.noc, "bytes_between_tiles": net_bytes, "byte_hops": net_byte_hops},
         reprogramming=reprogramming, layers=tuple(layers))
+
+
+def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
+    """A period bound for crossbars that cannot share: a block that leaves no room beside it
+    for the smallest block of the model (fewer free rows than any block has rows, fewer free
+    columns than any has columns) has a crossbar to itself in every packing, and so has every
+    copy of it; the time those crossbars have beyond that block's load is lost. The rest of
+    the work (fixed, however it is copied) shares the other crossbars:
+    P >= (work - work of such blocks) / (budget - their count). Single-pool chips only."""
+    if t.pools:
+        return 0.0
+    first = [b for bs in blocks.values() for b in bs if b["copy"] == 0]
+    if not first:
+        return 0.0
+    fps = [block_footprint(t, b) for b in first]
+    min_r, min_c = min(fp.rows for fp in fps), min(fp.cols for fp in fps)
+    work = alone_work = 0.0
+    alone = 0
+    for b, fp in zip(first, fps):
+        w = defs[b.operands[0]]["mvms"] * block_mvm_ns(t, b)
+        work += w
+        if min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols:
+            alone += 1
+            alone_work += w
+    return (work - alone_work) / (budget - alone) if alone and budget > alone else 0.0
 
 
 def reprogramming_cost(module: Module, blocks: dict, placed: dict) -> dict:
