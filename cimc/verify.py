@@ -16,7 +16,7 @@ import numpy as np
 
 from cimc.errors import VerifyError
 from cimc.ir import Module, Op
-from cimc.mapping import block_footprint
+from cimc.mapping import WEIGHT_KINDS, block_footprint
 from cimc.ops import OPS, TYPE_TEXT, _is
 
 
@@ -103,7 +103,23 @@ def _overlapping(boxes: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+_LAST_MAPPING: list = [None]  # the ops of the last mapping that passed (they are immutable)
+
+
 def _mapping(module: Module, defs: dict[str, Op]) -> None:
+    """Blocks cover their layers once per copy, placements fit and do not overlap. A mapping
+    whose ops (and target) are the very objects of the last one that passed is not checked
+    again: passes after `pack` (schedule, cost) add ops but leave these alone."""
+    target = module.target
+    key = (target, *(op for op in module.ops if op.namespace == "map" or op.kind in WEIGHT_KINDS))
+    last = _LAST_MAPPING[0]
+    if last is not None and len(last) == len(key) and all(a is b for a, b in zip(last, key)):
+        return
+    _check_mapping(module, defs)
+    _LAST_MAPPING[0] = key
+
+
+def _check_mapping(module: Module, defs: dict[str, Op]) -> None:
     target = module.target
     blocks_of: dict[tuple[str, int], list[Op]] = defaultdict(list)
     placed: dict[str, Op] = {}

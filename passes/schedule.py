@@ -135,49 +135,58 @@ def _list_schedule(jobs: list[_Job], k: int) -> Span:
             for d in deps:
                 users[d].append((n, c))
     left = {(inf, n, c): w for inf in range(k) for (n, c), w in waiting.items()}
+    resources: dict = {}
+    pieces = [[(resources.setdefault(r, len(resources)), r, size)
+               for r, size in [(("unit", n), j.unit_ns)] + j.pieces if size > 0] for n, j in enumerate(jobs)]
+    busy_until = [0.0] * len(resources)
+    queue = [[] for _ in resources]  # heap of (chunk, size, resource) waiting for the resource
     span: Span = {}
-    queue: dict = defaultdict(list)  # resource -> heap of (priority, size)
-    idle: dict = defaultdict(lambda: True)
-    todo: dict = {}  # chunk -> [pieces left, release, earliest end, placed pieces]
-    # events (time, kind, sequence, chunk, resource): kind 0 a chunk is released, 1 a piece
-    # ends, 2 a chunk is done
-    events = [(0.0, 0, 0, (inf, n, c), None) for inf in range(k) for (n, c), w in waiting.items() if w == 0]
+    todo: dict = {}  # chunk -> [pieces not started, release, end so far, placed pieces]
+    # events (time, kind, sequence, chunk or resource): kind 0 a chunk is released, 1 a
+    # resource with pieces waiting is free, 2 a chunk is done
+    events = [(0.0, 0, 0, (inf, n, c)) for inf in range(k) for (n, c), w in waiting.items() if w == 0]
     heapq.heapify(events)
     seq = 0
 
-    def push(time, kind, key, res=None):
+    def begin(key, rid, r, size, now):
         nonlocal seq
-        seq += 1
-        heapq.heappush(events, (time, kind, seq, key, res))
-
-    def start(res, now):
-        if idle[res] and queue[res]:
-            key, size = heapq.heappop(queue[res])
-            idle[res] = False
-            todo[key][3].append((res, now))
-            push(now + size, 1, key, res)
+        end = now + size
+        busy_until[rid] = end
+        t = todo[key]
+        t[3].append((r, now))
+        if end > t[2]:
+            t[2] = end
+        t[0] -= 1
+        if t[0] == 0:
+            seq += 1
+            heapq.heappush(events, (t[2], 2, seq, key))
 
     while events:
-        now, kind, _, key, res = heapq.heappop(events)
+        now, kind, _, key = heapq.heappop(events)
+        if kind == 1:  # key is a resource id
+            key, r, size = heapq.heappop(queue[key])[:3]
+            rid = resources[r]
+            begin(key, rid, r, size, now)
+            if queue[rid]:
+                seq += 1
+                heapq.heappush(events, (busy_until[rid], 1, seq, rid))
+            continue
         inf, n, c = key
-        j = jobs[n]
         if kind == 0:
-            pieces = [(r, size) for r, size in [(("unit", n), j.unit_ns)] + j.pieces if size > 0]
-            todo[key] = [len(pieces), now, now + j.step_ns, []]
-            for r, size in pieces:
-                heapq.heappush(queue[r], (key, size))
-            for r, _ in pieces:
-                start(r, now)
-            if not pieces:
-                push(now + j.step_ns, 2, key)
-        elif kind == 1:
-            idle[res] = True
-            t = todo[key]
-            t[0] -= 1
-            t[2] = max(t[2], now)
-            if t[0] == 0:
-                push(t[2], 2, key)
-            start(res, now)
+            todo[key] = [len(pieces[n]) + 1, now, now + jobs[n].step_ns, []]
+            for rid, r, size in pieces[n]:
+                if not queue[rid] and busy_until[rid] <= now:
+                    begin(key, rid, r, size, now)
+                else:
+                    if not queue[rid]:
+                        seq += 1
+                        heapq.heappush(events, (busy_until[rid], 1, seq, rid))
+                    heapq.heappush(queue[rid], (key, r, size))
+            begin_done = todo[key]  # the release itself counts as one piece: done now
+            begin_done[0] -= 1
+            if begin_done[0] == 0:
+                seq += 1
+                heapq.heappush(events, (begin_done[2], 2, seq, key))
         else:
             _, release, _, placed = todo.pop(key)
             span[key] = (min([ps for _, ps in placed], default=release), now, tuple(placed))
@@ -185,7 +194,8 @@ def _list_schedule(jobs: list[_Job], k: int) -> Span:
                 ukey = (inf, u, uc)
                 left[ukey] -= 1
                 if left[ukey] == 0:
-                    push(now, 0, ukey)
+                    seq += 1
+                    heapq.heappush(events, (now, 0, seq, ukey))
     return span
 
 
