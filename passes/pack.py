@@ -189,18 +189,22 @@ class PackPass:
         split_infos = layer_infos(split_module) if split_module is not module else None
         steps = 0
 
+        variants = [(module, infos)] + ([(split_module, split_infos)] if split_infos is not None else [])
+
         def attempt(p: float):
             """(plan, module it refers to, period) or None. Tried as partitioned, and with
             big blocks of light layers cut in two column halves (more reads in all, but the
-            halves leave room and time for other layers)."""
+            halves leave room and time for other layers): the variant that packed last
+            first, the other only when it does not pack."""
             nonlocal steps
             steps += 1
-            plan, base = self._waterfill(t, infos, p, budget, neighbours), module
-            if split_infos is not None:
-                other = self._waterfill(t, split_infos, p, budget, neighbours)
-                if other is not None and (plan is None or other["bins"] < plan["bins"]):
-                    plan, base = other, split_module
-            return None if plan is None else (plan, base, p)
+            for n, (base, these) in enumerate(variants):
+                plan = self._waterfill(t, these, p, budget, neighbours)
+                if plan is not None:
+                    if n:
+                        variants.insert(0, variants.pop(n))
+                    return plan, base, p
+            return None
 
         lo, found = period, attempt(period)
         growth = 1.02 if self.search_steps >= 10 else 1.15  # coarser first steps when few are allowed
