@@ -135,10 +135,13 @@ class PackPass:
     retries: int = 6
     window: int = 256  # open crossbars tried per block (keeps large models linear)
     search_steps: int = 12  # packings tried while searching the period
+    slack: float = 0.0  # accept this much more than the best period found, for fewer crossbars
 
     def __post_init__(self):
-        if self.max_blocks < 0 or self.retries < 0 or self.exact_blocks < 0 or self.window < 1 or self.search_steps < 2:
-            raise PipelineError("pack: max-blocks, retries, exact-blocks must be >= 0, window >= 1, search-steps >= 2.")
+        if self.max_blocks < 0 or self.retries < 0 or self.exact_blocks < 0 or self.window < 1 or self.search_steps < 2 \
+                or not 0 <= self.slack <= 10:
+            raise PipelineError("pack: max-blocks, retries, exact-blocks must be >= 0, window >= 1, search-steps >= 2, "
+                                "slack in [0, 10].")
 
     def run(self, module: Module) -> Module:
         from cimc.passes.duplicate import expand_copies
@@ -227,9 +230,15 @@ class PackPass:
             else:
                 found = got
         plan, base, p = found
+        these = infos if base is module else split_infos
+        if self.slack > 0:  # a slower period, for the fewest crossbars that take it
+            slower = self._waterfill(t, these, p * (1 + self.slack), budget, neighbours)
+            if slower is not None and slower["bins"] < plan["bins"]:
+                plan, p, budget = slower, p * (1 + self.slack), slower["bins"]
+            else:
+                budget = plan["bins"]
         # the chosen packing again, now relieving the busiest crossbars with extra copies
-        plan = self._waterfill(t, infos if base is module else split_infos, p, budget, neighbours,
-                               relieve=True) or plan
+        plan = self._waterfill(t, these, p, budget, neighbours, relieve=True) or plan
         m = with_shares(base, plan)
         items = _items(m)
         where = {k: plan["where"][it.op.result] for k, it in enumerate(items)}

@@ -156,6 +156,10 @@ CASES = [
      "unknown device"),
     ("packing before partitioning", lambda d: ["compile", str(_good(d)), "--passes", "lower,pack,cost"], 1,
      "run 'partition' first"),
+    ("negative pack slack", lambda d: ["compile", str(_good(d)), "--passes",
+                                       "lower,partition,duplicate,pack{slack=-0.5},cost"], 1, "slack"),
+    ("zero schedule chunks", lambda d: ["compile", str(_good(d)), "--passes",
+                                        "lower,partition,place,schedule{chunks=0},cost"], 1, "chunks"),
     ("partition into a pool the target lacks", lambda d: ["compile", str(_good(d)), "--passes",
                                                           "lower,partition{pool=3},place,cost"], 1, "pool"),
     ("target file with an unknown key", lambda d: ["compile", str(_good(d)), "--target", str(_target_file(

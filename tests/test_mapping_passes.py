@@ -193,6 +193,18 @@ def test_layers_pipeline_row_by_row(sq_model):
     assert r.report.stream["stream_makespan_ns"] < k * r.latency_ns
 
 
+def test_pack_slack_trades_period_for_crossbars(mobilenet_path):
+    base = cimc.compile(mobilenet_path, "rnc-128", "baseline")
+    budget = 2 * base.crossbars_used
+    tight = cimc.compile(mobilenet_path, "rnc-128", budget=budget)
+    loose = cimc.compile(mobilenet_path, "rnc-128", "lower,partition,duplicate,pack{slack=1.0},schedule,cost",
+                         budget=budget)
+    check_mapping(loose, budget)
+    assert loose.crossbars_used < tight.crossbars_used
+    assert loose.utilization > tight.utilization
+    assert tight.period_ns <= loose.period_ns <= 2 * tight.period_ns * 1.05
+
+
 def test_same_input_same_mapping_text(mobilenet_path):
     a = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
     b = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
