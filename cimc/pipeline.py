@@ -106,12 +106,29 @@ def print_pipeline(passes: Sequence) -> str:
 
 
 def run_pipeline(module: Module, passes: Sequence, check: bool = True) -> Module:
-    """Run passes in order, verifying after each; records them in the module's `passes`."""
+    """Run passes in order; records them in the module's `passes`. check: verify the result;
+    when it does not hold (or a pass fails on what an earlier one made), the passes run again
+    verifying after each, so that the error names the pass that broke the rule."""
+    if not check:
+        return _run(module, passes, False)
+    try:
+        out = _run(module, passes, False)
+        verify(out)
+        return out
+    except CimcError as e:
+        if not isinstance(e, VerifyError):
+            raise
+    except Exception:  # noqa: BLE001 - an internal error after an unverified pass: find the pass
+        pass
+    return _run(module, passes, True)
+
+
+def _run(module: Module, passes: Sequence, each: bool) -> Module:
     done = [p for p in str(module.get("passes", "")).split(",") if p]
     for p in passes:
         try:
             module = p.run(module)
-            if check:
+            if each:
                 verify(module)
         except VerifyError as e:
             before = ",".join(done) or "nothing"

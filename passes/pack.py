@@ -158,6 +158,10 @@ class PackPass:
         period = float(module.get("period_target_ns", 0.0))
         objective = str(module.get("duplicate_objective", ""))
         if objective == "throughput" and period > 0:
+            if str(module.get("duplicate_status", "")).startswith("ONE_COPY"):
+                # the duplicate pass saw no room for a whole copy's cells, but copies of small
+                # heavy layers may still fit beside other blocks: search from the proven bound
+                period = min(period, float(module.get("period_bound_ns", 0.0)) or period)
             module, items, bins, where, cap, method = self._search_period(module, period, budget, neighbours)
             layer_cap = {}
         else:
