@@ -139,3 +139,22 @@ def test_copies_numbered_from_zero(placed):
     assert i in fc_blocks
     with pytest.raises(VerifyError, match="copies are numbered"):
         verify(placed.with_ops(ops))
+
+
+class _DropBlock:
+    """A broken pass: loses one block of the mapping."""
+    name = "drop-block"
+
+    def run(self, module):
+        i = _index(module, lambda op: op.kind == "map.block")
+        return module.with_ops(module.ops[:i] + module.ops[i + 1:])
+
+
+def test_the_error_names_the_pass_that_broke_the_mapping(placed):
+    from cimc.pipeline import parse_pipeline, run_pipeline
+
+    src = cimc.compile(ob.tiny_cnn(), "rram-128", "lower", xbar_rows=16, xbar_cols=32).module
+    passes = parse_pipeline("partition") + [_DropBlock()] + parse_pipeline("place,cost")
+    with pytest.raises(VerifyError, match=r"after pass 'drop-block' \(run after: lower,partition\)"):
+        run_pipeline(src, passes)
+    run_pipeline(src, parse_pipeline("partition,place,cost"))  # the same without it holds
