@@ -14,7 +14,10 @@ Units: ns, nJ (pJ inside), mm2. What the numbers mean:
 - Latency: the schedule's makespan when the mapping has one (`sched.slot`), else the
   longest path through the graph with every op taking its time.
 - Throughput: inferences pipelined; the period is the busiest resource's work per
-  inference: a crossbar's load, or the digital units of the tiles in use.
+  inference: a crossbar's load, the digital units of the tiles in use, one op's buffer
+  traffic, or the network (all byte-hops of an inference over all its links, as if routing
+  spread them evenly). An op's own network time (its bytes over one link, plus the hops)
+  adds to its latency, not to the period: transfers of successive inferences overlap.
 - Energy per block MVM, per read: active rows x `row_read_pj` + active cells x
   `cell_read_fj` + conversions x `adc_conversion_pj`; partial sums of row blocks are added
   digitally; every op's buffer traffic costs `buffer_pj_per_byte`. Rows and cells count at
@@ -25,8 +28,9 @@ Bounds (valid for the module's partition, whatever the duplication and packing):
 - crossbars: ceil(weight cells of one copy / cells per crossbar);
 - period: total block-read time per inference over the crossbar budget, and the same for
   the work of blocks that can share a crossbar over the crossbars left when every block
-  that cannot share has its own; no block's single MVM can be split; digital work over all tiles' digital units; and, after `duplicate`,
-  the proven bound of its relaxation (cells, loads) with every cell of the budget allowed;
+  that cannot share has its own; no block's single MVM can be split; digital work over all
+  tiles' digital units; any op's buffer traffic; and, after `duplicate`, the proven bound
+  of its relaxation (cells, loads) with every cell of the budget allowed;
 - latency: the longest path with every weight layer at one MVM time (unlimited copies)
   and every digital op at one output row's time (ops stream row by row).
 The ISAAC-like baseline of the same partition (every block on its own crossbar, one copy)
@@ -119,6 +123,18 @@ def mapping_loads(module: Module):
     return copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed
 
 
+def network_links(t) -> int:
+    """Directed links of one chip's network: a bus is one; a mesh of routers on the
+    smallest square grid (as `router_hops` lays it out) has two per pair of neighbours."""
+    if t.noc == "bus":
+        return 1
+    routers = -(-t.tiles // t.tiles_per_router)
+    width = math.isqrt(max(routers - 1, 0)) + 1
+    height = -(-routers // width)
+    pairs = height * (width - 1) + width * (height - 1)
+    return max(1, 2 * pairs)
+
+
 def router_hops(t, a: int, b: int) -> int:
     """Routers a transfer from tile `a` to tile `b` of one chip passes through: none within a
     tile; on a bus, one; on a mesh of routers (each shared by `tiles_per_router` tiles, laid
@@ -159,8 +175,10 @@ def home_tiles(module: Module, blocks: dict, placed: dict) -> dict[str, int]:
 def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: dict, home: dict,
                     data_bytes: float, defs: dict | None = None) -> tuple[float, float, int]:
     """(bytes that leave their tile, byte-hops, most hops) of the data op `op` receives:
-    each block gets its rows' share of the input of its copy's MVMs from the producer's home
-    tile and sends its columns' (partial) results to the op's home tile."""
+    every tile holding blocks of a copy gets the input rows of those blocks (once, whatever
+    the number of its crossbars that read them) for that copy's share of the MVMs, from the
+    producer's home tile, and sends the (partial) results of their columns, summed within
+    the tile, to the op's home tile."""
     t = module.target
     defs = module.by_name() if defs is None else defs
     moved = byte_hops = 0.0
@@ -180,6 +198,8 @@ def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: d
             continue
         g, r, c, mvms = op["groups"], op["rows"], op["cols"], op["mvms"]
         out_bytes = math.prod(op["shape"]) * data_bytes
+        legs = {}  # a tile receives an input slice once for all its crossbars, and adds the
+        # partial sums of its blocks of one column range before sending them on
         for b in blocks:
             p = placed.get(b.result)
             if p is None:
@@ -188,9 +208,12 @@ def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: d
             g0, g1 = b["groups"]
             r0, r1 = b["rows"]
             c0, c1 = b["cols"]
-            legs = ((src, p["tile"], in_bytes * (g1 - g0) * (r1 - r0) / (g * r) * share),
-                    (p["tile"], dest, out_bytes * (g1 - g0) * (c1 - c0) / (g * c) * share))
-            for a, z, nbytes in legs:
+            legs[("in", p["tile"], b["copy"], g0, g1, r0, r1)] = (
+                src, p["tile"], in_bytes * (g1 - g0) * (r1 - r0) / (g * r) * share)
+            legs[("out", p["tile"], b["copy"], g0, g1, c0, c1)] = (
+                p["tile"], dest, out_bytes * (g1 - g0) * (c1 - c0) / (g * c) * share)
+        if legs:
+            for a, z, nbytes in legs.values():
                 if z is None or a // t.tiles != z // t.tiles:  # between chips: see the warning
                     continue
                 h = router_hops(t, a, z)
@@ -225,12 +248,15 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     block_read_work_ns = 0.0  # one copy of every block, all MVMs: invariant under duplication
     longest_mvm_ns = 0.0
     base_period_ns = 0.0
+    buffer_bound_ns = 0.0  # the longest buffer traffic of one op
     for op in module.ops:
         if op.namespace != "nn" or op.kind in ("nn.input", "nn.output"):
             continue
         in_elems = sum(math.prod(defs[o]["shape"]) for o in op.operands if o in defs)
         traffic_bytes = (in_elems + math.prod(op["shape"])) * data_bytes
-        traffic_ns = traffic_bytes / t.buffer_bytes_per_ns
+        traffic_ns = buffer_ns = traffic_bytes / t.buffer_bytes_per_ns
+        network_ns = 0.0
+        buffer_bound_ns = max(buffer_bound_ns, buffer_ns)
         parts = dict.fromkeys(COMPONENTS, 0.0)
         parts["buffer"] = traffic_bytes * t.buffer_pj_per_byte
         if home:
@@ -240,7 +266,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             net_byte_hops += byte_hops
             parts["network"] = byte_hops * t.noc_pj_per_byte_hop
             if t.noc_bytes_per_ns and moved:
-                traffic_ns = max(traffic_ns, moved / t.noc_bytes_per_ns + worst * t.noc_hop_ns)
+                network_ns = moved / t.noc_bytes_per_ns + worst * t.noc_hop_ns
+                traffic_ns = max(traffic_ns, network_ns)
         if op.kind in WEIGHT_KINDS:
             cells = weight_cells(t, op) if op.get("rows") is not None else 0
             cells_one_copy += cells
@@ -272,7 +299,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"],
                                     len(bs) * (op.get("copies") or 1),
                                     c, n_xbars, latency, energy_pj * 1e-3, energy_breakdown_nj=_nj(parts),
-                                    area_mm2=area))
+                                    area_mm2=area, buffer_ns=buffer_ns, network_ns=network_ns))
         else:
             ops = op["ops"] if op.kind in DIGITAL_KINDS else 0
             digital_ops_total += ops
@@ -284,7 +311,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             rows = op["shape"][2] if len(op["shape"]) == 4 else 1
             bound_ns[op.result] = latency / max(rows, 1)
             layers.append(LayerCost(op.result, op.kind, 0, 0, 0, 0, 0, 0, 0, latency, energy_pj * 1e-3,
-                                    fn=op.get("fn", ""), energy_breakdown_nj=_nj(parts)))
+                                    fn=op.get("fn", ""), energy_breakdown_nj=_nj(parts), buffer_ns=buffer_ns,
+                                    network_ns=network_ns))
         time_ns[op.result] = latency
         total_energy_pj += energy_pj
         for k, v in parts.items():
@@ -307,11 +335,14 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     chips_used = max((tile // t.tiles + 1 for tile in tiles), default=max(1, -(-xbars_used // t.xbars)))
     budget = int(module.get("budget", t.xbars * chips_used))
     digital_period = digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1))
-    period_ns = max(max(xbar_load.values(), default=0.0), digital_period, 1e-9)
+    # the network as a whole: every byte-hop of one inference over all its links
+    network_period = net_byte_hops / (network_links(t) * chips_used * t.noc_bytes_per_ns) if t.noc_bytes_per_ns else 0.0
+    period_ns = max(max(xbar_load.values(), default=0.0), digital_period, buffer_bound_ns, network_period, 1e-9)
     period_bound_ns = max(block_read_work_ns / budget, _shared_work_bound(t, blocks, defs, budget), longest_mvm_ns,
                           digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
-                          float(module.get("period_bound_ns", 0.0)), 1e-9)
-    base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)), 1e-9)
+                          float(module.get("period_bound_ns", 0.0)), buffer_bound_ns, 1e-9)
+    base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)),
+                         buffer_bound_ns, 1e-9)
     area = tiles_used * t.tile_area_mm2
     # leakage of the tiles and crossbars in use over the time one inference holds them in the
     # pipeline: one period (mW x ns = pJ); a tile's unnamed power counts as static too

@@ -582,8 +582,11 @@ def _lower_node(node, g: _Graph, result: str, operands: list[str], where: str, l
     if t in ELTWISE_OPS:
         return [Op.make("nn.eltwise", result, operands, fn=t, ops=out_n * max(1, len(node.input) - 1), **digital)]
     if t in WINDOW_POOL_OPS:
-        k = _attr(node, "kernel_shape", [1])
-        return [Op.make("nn.pool", result, operands, fn=t, ops=out_n * _numel(k), **digital)]
+        k = list(_attr(node, "kernel_shape", [1]))
+        window = dict(kernel=tuple(k), stride=tuple(_attr(node, "strides", [1] * len(k))),
+                      pads=tuple(_attr(node, "pads", [0] * (2 * len(k)))),
+                      dilation=tuple(_attr(node, "dilations", [1] * len(k))))
+        return [Op.make("nn.pool", result, operands, fn=t, ops=out_n * _numel(k), **window, **digital)]
     if t in REDUCE_OPS:
         return [Op.make("nn.pool", result, operands, fn=t, ops=_numel(shp(node.input[0])), **digital)]
     if t in NORM_OPS:

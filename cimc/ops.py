@@ -135,7 +135,9 @@ _CONV = {**_SHAPE, "in_channels": "int", "out_channels": "int", "kernel": "ints"
 _MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str", "copies": "int",
            "input_density": "float"}
 _DIGITAL_REQ = {**_SHAPE, "fn": "str", "ops": "int"}
-_DIGITAL_OPT = {"onnx": "str", "known": "bool", "axis": "int", "index": "int"}
+_DIGITAL_OPT = {"onnx": "str", "known": "bool", "axis": "int", "index": "int",
+                # window of a pooling op (the schedule reads which input rows an output row needs)
+                "kernel": "ints", "stride": "ints", "pads": "ints", "dilation": "ints"}
 _DIGITAL = OpSpec(1, None, True, _DIGITAL_REQ, _DIGITAL_OPT, _check_shape)
 _COST = {"latency_ns": "float", "energy_nj": "float", "crossbars": "int"}
 

@@ -33,6 +33,8 @@ class LayerCost:
     fn: str = ""
     energy_breakdown_nj: dict = field(default_factory=dict)  # adc, dac_and_periphery, array, digital, buffer, ...
     area_mm2: float = 0.0  # its share of the crossbars it uses (array, periphery, ADCs), by cells held
+    buffer_ns: float = 0.0  # its inputs and output through the tile buffer
+    network_ns: float = 0.0  # its data between tiles (bytes over one link, plus the hops)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ row on as soon as it is made. Every op's output rows are cut into at most `chunk
 chunks; a chunk is the unit of scheduling:
 
 - a chunk may start once the producer rows it reads exist: output row r of a convolution
-  or pool reads input rows up to (r+1) x H_in / H_out - 1 plus half its kernel (pools: one
-  row), element-wise ops and concatenations along channels read the same rows; ops that
+  or pool reads input rows up to r x stride - top padding + dilation x (kernel - 1) (a
+  transposed convolution up to (r + top padding) / stride); element-wise ops and
+  concatenations along channels read the same rows (proportionally when the heights
+  differ); ops that
   need the whole tensor (matmul, RNN, softmax, reshapes and transposes, global pools,
   norms other than BatchNormalization/LRN, concatenations along other axes) wait for all
   of it, and a non-spatial op is a single chunk;
@@ -15,8 +17,10 @@ chunks; a chunk is the unit of scheduling:
   block at a time, so chunks on one crossbar never overlap, whichever layer or inference
   they belong to; a chunk ends no earlier than one MVM after its inputs exist;
 - an op's chunks end in row order;
-- every op also streams its rows through its own unit (digital units and tile buffer: the
-  op's time without crossbar contention / chunks per chunk, one chunk after the other).
+- a chunk's inputs cross the network first: it ends no earlier than its share of the op's
+  network time plus one MVM after its inputs exist;
+- every op also streams its rows through its own unit (tile buffer, and a digital op's
+  compute: that time / chunks per chunk, one chunk after the other).
 
 The list schedule takes chunks in the order their inputs become ready (ties: earlier
 inference, earlier op, earlier chunk) and starts each as early as its crossbars allow.
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 
 from cimc.errors import PipelineError
 from cimc.ir import Module, Op
+from cimc.ops import DIGITAL_KINDS
 
 UNITS_PER_NS = 10
 ROW_LOCAL_NORMS = ("BatchNormalization", "LRN")
@@ -58,27 +63,39 @@ def _bounds(rows: int, chunks: int) -> list[int]:
     return [i * rows // chunks for i in range(chunks)] + [rows]
 
 
-def _halo(op: Op) -> int | None:
-    """Extra producer rows an output row reads past its proportional one, or None when the
-    op needs the producer's whole output."""
-    if op.kind in ("nn.conv", "nn.conv_transpose"):
-        return op["kernel"][0] // 2
-    if op.kind == "nn.pool":
-        return None if op["fn"].startswith(("Global", "Reduce")) else 1
-    if op.kind in ("nn.act", "nn.eltwise"):
-        return 0
-    if op.kind == "nn.norm":
-        return 0 if op["fn"] in ROW_LOCAL_NORMS else None
-    if op.kind == "nn.concat":
-        return 0 if op["axis"] in (1, -3) else None
-    return None
+def _last_input_row(op: Op, row: int, p_rows: int, rows: int) -> int | None:
+    """The last producer row output row `row` of `op` reads (may be < 0: padding only), or
+    None when the op needs the producer's whole output."""
+    if op.kind in ("nn.conv", "nn.pool") and op.get("kernel") and op.get("stride"):
+        k, s = op["kernel"][0], op["stride"][0]
+        top = op["pads"][0] if op.get("pads") else 0
+        d = op["dilation"][0] if op.get("dilation") else 1
+        first = row * s - top  # the row of tap 0; the last tap that lands inside the input:
+        taps = min(k - 1, (p_rows - 1 - first) // d)
+        return first + taps * d if taps >= 0 else -1
+    if op.kind == "nn.conv_transpose":  # input row i adds to output rows i x stride - top + tap
+        top = op["pads"][0] if op.get("pads") else 0
+        s, d = op["stride"][0], (op["dilation"][0] if op.get("dilation") else 1)
+        rows_in = [(row + top - tap * d) // s for tap in range(op["kernel"][0]) if (row + top - tap * d) % s == 0]
+        return max([i for i in rows_in if 0 <= i < p_rows], default=-1)
+    if op.kind == "nn.pool":  # no window recorded (older mapping text): the common 3-row window
+        halo = None if op["fn"].startswith(("Global", "Reduce")) else 1
+    elif op.kind in ("nn.act", "nn.eltwise"):
+        halo = 0
+    elif op.kind == "nn.norm":
+        halo = 0 if op["fn"] in ROW_LOCAL_NORMS else None
+    elif op.kind == "nn.concat":
+        halo = 0 if op["axis"] in (1, -3) else None
+    else:
+        halo = None
+    return None if halo is None else -(-(row + 1) * p_rows // rows) - 1 + halo
 
 
 def _jobs(module: Module, max_chunks: int) -> list[_Job]:
     from cimc.cost import block_mvm_ns, evaluate, mapping_loads
 
     report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]))
-    times = {layer.name: layer.latency_ns for layer in report.layers}
+    costs = {layer.name: layer for layer in report.layers}
     _, blocks, layer_xbar_load, _, _, _ = mapping_loads(module)
     defs = module.by_name()
     ops = [op for op in module.ops if op.namespace == "nn" and op.kind not in ("nn.input", "nn.output")]
@@ -94,23 +111,31 @@ def _jobs(module: Module, max_chunks: int) -> list[_Job]:
         g = n_chunks[op.result]
         ob = row_bounds[op.result]
         needs = []
-        halo = _halo(op)
         for o in dict.fromkeys(op.operands):
             if o not in index:
                 continue
             pg, pb = n_chunks[o], row_bounds[o]
             p_rows = pb[-1]
-            if halo is None or g == 1 or len(defs[o]["shape"]) != 4:
+            if len(defs[o]["shape"]) != 4 or len(op["shape"]) != 4:
+                lasts = [None]
+            else:  # every row of a chunk: with strides and transposed windows the last row may read less
+                lasts = [max(_last_input_row(op, r, p_rows, ob[-1]) for r in range(ob[i], ob[i + 1]))
+                         if _last_input_row(op, ob[i], p_rows, ob[-1]) is not None else None for i in range(g)]
+            if None in lasts:
                 need = [pg - 1] * g
             else:
-                need = []
-                for i in range(g):
-                    last_row = min(p_rows - 1, -(-ob[i + 1] * p_rows // ob[-1]) - 1 + halo)
-                    need.append(bisect.bisect_right(pb, last_row) - 1)
+                need = [bisect.bisect_right(pb, min(p_rows - 1, last)) - 1 for last in lasts]
             needs.append((index[o], need))
         step = max((block_mvm_ns(module.target, b) for b in blocks.get(op.result, [])), default=0.0)
         pieces = [(x, load / g) for x, load in layer_xbar_load.get(op.result, {}).items()]
-        jobs.append(_Job(op.result, g, times.get(op.result, 0.0) / g, step, pieces, needs))
+        cost = costs.get(op.result)
+        if cost is None:
+            unit = lag = 0.0
+        else:  # the op's own unit: its buffer traffic (and, for digital ops, their compute)
+            compute = op.get("ops", 0) / module.target.digital_ops_per_ns if op.kind in DIGITAL_KINDS else 0.0
+            unit = max(compute, cost.buffer_ns)
+            lag = cost.network_ns / g  # a chunk's inputs cross the network after they exist
+        jobs.append(_Job(op.result, g, unit / g, step + lag, pieces, needs))
     return jobs
 
 

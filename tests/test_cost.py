@@ -143,7 +143,7 @@ def test_router_hops(noc, tiles_per_router, a, b, hops):
     assert router_hops(t, a, b) == hops
 
 
-def _two_layers(target, tile_of_second: int):
+def _two_layers(target, tile_of_second: int, second_tiles=None):
     """fc1 on tile 0, fc2 on `tile_of_second`: the data between them crosses the network."""
     ops = [
         Op.make("nn.input", "x", (), shape=(1, 64), name="x"),
@@ -153,10 +153,13 @@ def _two_layers(target, tile_of_second: int):
         Op.make("nn.output", None, ["fc2"]),
     ]
     m = cimc.opt(Module("t", target, tuple(ops)), "lower,partition,place").module
-    moved = []
+    moved, n = [], 0
     for op in m.ops:
         if op.kind == "map.place" and op.operands[0].startswith("fc2"):
-            op = Op.make("map.place", None, op.operands, at=[0, 0], tile=tile_of_second, xbar=op["xbar"])
+            tile = tile_of_second if second_tiles is None else second_tiles[n]
+            xbar = op["xbar"] if second_tiles is None else n
+            op = Op.make("map.place", None, op.operands, at=[0, 0], tile=tile, xbar=xbar)
+            n += 1
         moved.append(op)
     return cimc.opt(m.with_ops(moved), "cost").report
 
@@ -173,6 +176,34 @@ def test_network_energy_is_bytes_times_router_hops():
     assert far.network["bytes_between_tiles"] == pytest.approx(nbytes)
     assert far.energy_breakdown_nj["network"] == pytest.approx(nbytes * hops * t.noc_pj_per_byte_hop * 1e-3)
     assert _layer(far, "fc2").latency_ns >= nbytes / t.noc_bytes_per_ns
+
+
+def test_a_tile_receives_an_input_once_for_all_its_crossbars():
+    t = load_target("rram-256", {"xbar_cols": 32})  # fc2's 16 outputs x 8 columns: 4 column blocks
+    nbytes = 32 * t.input_bits / 8
+    one_tile = _two_layers(t, 12)
+    assert _layer(one_tile, "fc2").blocks == 4
+    assert one_tile.network["bytes_between_tiles"] == pytest.approx(nbytes)  # not 4x: once to tile 12
+    # two tiles: each gets the input once; the tile that is not fc2's home sends its columns' results on
+    two_tiles = _two_layers(t, 12, second_tiles=[12, 12, 12, 13])
+    out_bytes = 16 * t.input_bits / 8 / 4  # one column block's share of fc2's output
+    assert two_tiles.network["bytes_between_tiles"] == pytest.approx(2 * nbytes + out_bytes)
+
+
+def test_an_op_moving_more_data_than_any_crossbar_reads_sets_the_period():
+    t = load_target("rram-256")
+    ops = [Op.make("nn.input", "x", (), shape=(1, 16), name="x"),
+           Op.make("nn.matmul", "fc", ["x"], shape=(1, 65536), in_features=16, out_features=65536, weight="w",
+                   bias=False),
+           Op.make("nn.output", None, ["fc"])]
+    res = cimc.opt(Module("t", t, tuple(ops)), "lower,partition,place,cost")
+    r = res.report
+    moving = (16 + 65536) * t.input_bits / 8 / t.buffer_bytes_per_ns
+    from cimc.cost import mapping_loads
+
+    assert max(mapping_loads(res.module)[4].values()) < moving / 5  # one MVM per crossbar: the data is the work
+    assert r.period_ns >= moving * (1 - 1e-9)
+    assert r.period_lower_bound_ns >= moving * (1 - 1e-9)  # placement cannot beat an op's own buffer traffic
 
 
 def test_mapping_over_several_chips_reports_reprogramming_one_chip_instead():
