@@ -16,6 +16,7 @@ one copy per layer; if even that does not fit, the model is `Infeasible`.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import defaultdict
@@ -136,6 +137,7 @@ class PackPass:
     window: int = 256  # open crossbars tried per block (keeps large models linear)
     search_steps: int = 12  # packings tried while searching the period
     slack: float = 0.0  # accept this much more than the best period found, for fewer crossbars
+    spread: bool = True  # use more tiles when their digital units would be slower than the crossbars
 
     def __post_init__(self):
         if self.max_blocks < 0 or self.retries < 0 or self.exact_blocks < 0 or self.window < 1 or self.search_steps < 2 \
@@ -671,6 +673,34 @@ class PackPass:
             where[b] = (j, solver.value(ys[b]), solver.value(xs[b]))
         return [None] * k, where
 
+    def _tiles(self, module: Module, items, where, renumber):
+        """Crossbar number -> (tile, crossbar in it). The crossbars fill tiles in order; with
+        `spread`, they are shared out (in order) over as many tiles as the tiles' digital
+        units need to keep pace with the busiest crossbar, when the chip has them."""
+        from cimc.ops import DIGITAL_KINDS
+
+        t = module.target
+        per = t.xbars_per_tile
+        used = len(renumber)
+        tiles = -(-used // per)
+        if self.spread and used <= t.xbars and not t.pools:
+            load: dict[int, float] = defaultdict(float)
+            for k, it in enumerate(items):
+                load[where[k][0]] += it.load_ns
+            digital = sum(op.get("ops", 0) for op in module.ops if op.kind in DIGITAL_KINDS)
+            busiest = max(load.values(), default=0.0)
+            if busiest > 0 and digital:
+                need = math.ceil(digital / (t.digital_ops_per_ns * busiest) - 1e-9)
+                tiles = min(t.tiles, max(tiles, need))
+        if tiles <= -(-used // per):
+            return lambda idx: (idx // per, idx % per)
+        first = [n * used // tiles for n in range(tiles + 1)]  # first crossbar of each tile
+
+        def spread(idx):
+            tile = bisect.bisect_right(first, idx) - 1
+            return tile, idx - first[tile]
+        return spread
+
     def _emit(self, module: Module, items, where, method, status, lower) -> Module:
         t = module.target
         # number the crossbars in the order the text first uses them
@@ -679,12 +709,12 @@ class PackPass:
         for op in module.ops:
             if op.kind == "map.block":
                 renumber.setdefault(where[index[op.result]][0], len(renumber))
+        tile_of = self._tiles(module, items, where, renumber)
         place: dict[str, Op] = {}
         for k, it in enumerate(items):
             j, r, c = where[k]
-            idx = renumber[j]
-            place[it.op.result] = Op.make("map.place", None, [it.op.result], tile=idx // t.xbars_per_tile,
-                                          xbar=idx % t.xbars_per_tile, at=(r, c))
+            tile, xbar = tile_of(renumber[j])
+            place[it.op.result] = Op.make("map.place", None, [it.op.result], tile=tile, xbar=xbar, at=(r, c))
         out = []
         for op in module.ops:
             if op.kind == "map.place" or op.namespace in ("cost", "sched"):

@@ -244,6 +244,16 @@ def test_schedule_reads_exactly_the_rows_a_window_needs(h, kind, k, s, p, d, chu
         assert need[c] == want, (c, need, want)  # and no later than needed
 
 
+def test_pack_spreads_crossbars_over_tiles_whose_digital_units_keep_pace(resnet20_path):
+    dense = cimc.compile(resnet20_path, "rram-256", "lower,partition,duplicate,pack{spread=false},cost", budget=112)
+    spread = cimc.compile(resnet20_path, "rram-256", budget=112)
+    check_mapping(spread, 112)
+    busiest = max(mapping_loads(spread.module)[4].values())
+    assert dense.period_ns > 1.2 * busiest  # packed into few tiles: their digital units are the bottleneck
+    assert spread.report.tiles_used > dense.report.tiles_used and spread.area_mm2 > dense.area_mm2
+    assert spread.period_ns == pytest.approx(busiest)  # spread: the crossbars are the bottleneck again
+
+
 def test_same_input_same_mapping_text(mobilenet_path):
     a = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
     b = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
