@@ -116,14 +116,10 @@ def _jobs(module: Module, max_chunks: int) -> list[_Job]:
                 continue
             pg, pb = n_chunks[o], row_bounds[o]
             p_rows = pb[-1]
-            if len(defs[o]["shape"]) != 4 or len(op["shape"]) != 4:
-                lasts = [None]
+            if len(defs[o]["shape"]) != 4 or len(op["shape"]) != 4 or _last_input_row(op, 0, p_rows, ob[-1]) is None:
+                need = [pg - 1] * g  # the whole input
             else:  # every row of a chunk: with strides and transposed windows the last row may read less
-                lasts = [max(_last_input_row(op, r, p_rows, ob[-1]) for r in range(ob[i], ob[i + 1]))
-                         if _last_input_row(op, ob[i], p_rows, ob[-1]) is not None else None for i in range(g)]
-            if None in lasts:
-                need = [pg - 1] * g
-            else:
+                lasts = [max(_last_input_row(op, r, p_rows, ob[-1]) for r in range(ob[i], ob[i + 1])) for i in range(g)]
                 need = [bisect.bisect_right(pb, min(p_rows - 1, last)) - 1 for last in lasts]
             needs.append((index[o], need))
         step = max((block_mvm_ns(module.target, b) for b in blocks.get(op.result, [])), default=0.0)
