@@ -20,11 +20,17 @@ from cimc.targets import Target
 AttrValue = Union[int, float, str, bool, tuple]
 
 
-_SCALARS = (int, str)
+_ATOMS = (int, str, bool)
 
 
 def _freeze(value) -> AttrValue:
-    if type(value) in (int, str, bool):
+    t = type(value)
+    if t is int or t is str or t is bool:
+        return value
+    if t is tuple:
+        for v in value:  # a tuple of plain scalars is already frozen (the common case)
+            if type(v) not in _ATOMS:
+                return tuple(_freeze(v) for v in value)
         return value
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
@@ -42,7 +48,7 @@ def _freeze(value) -> AttrValue:
 
 def freeze_attrs(attrs: dict | Iterable[tuple[str, object]]) -> tuple[tuple[str, AttrValue], ...]:
     items = attrs.items() if isinstance(attrs, dict) else attrs
-    return tuple(sorted((str(k), _freeze(v)) for k, v in items))
+    return tuple(sorted([(k if type(k) is str else str(k), _freeze(v)) for k, v in items]))
 
 
 @dataclass(frozen=True)
@@ -81,13 +87,13 @@ class Op:
             raise KeyError(f"op {self.kind} %{self.result} has no attribute '{key}'") from None
 
     def with_attrs(self, **changes) -> "Op":
-        merged = self.a
+        merged = dict(self._by_key)  # already frozen: only the changes need freezing
         for k, v in changes.items():
             if v is None:
                 merged.pop(k, None)
             else:
-                merged[k] = v
-        return Op(self.kind, self.result, self.operands, freeze_attrs(merged))
+                merged[k] = _freeze(v)
+        return Op(self.kind, self.result, self.operands, tuple(sorted(merged.items())))
 
     @property
     def namespace(self) -> str:
@@ -108,8 +114,9 @@ class Module:
 
     def with_ops(self, ops: Iterable[Op], **attr_changes) -> "Module":
         attrs = dict(self.attrs)
-        attrs.update(attr_changes)
-        return Module(self.name, self.target, tuple(ops), freeze_attrs(attrs))
+        for k, v in attr_changes.items():
+            attrs[k] = _freeze(v)
+        return Module(self.name, self.target, tuple(ops), tuple(sorted(attrs.items())))
 
     def with_target(self, target: Target) -> "Module":
         return Module(self.name, target, self.ops, self.attrs)
