@@ -106,9 +106,10 @@ def mapping_loads(module: Module):
             p = placed.get(b.result)
             if compact > 1 and p is None:  # each compact copy on a crossbar of its own
                 q, extra = divmod(layer["mvms"], compact)
-                for k in range(compact):
-                    key = ("unplaced", b.result, k)
-                    per_xbar[key] = xbar_load[key] = (q + (k < extra)) * mvm_ns
+                loads = dict(zip([("unplaced", b.result, k) for k in range(compact)],
+                                 [(q + 1) * mvm_ns] * extra + [q * mvm_ns] * (compact - extra)))
+                per_xbar.update(loads)
+                xbar_load.update(loads)
                 n = layer["mvms"]
             else:  # compact copies of a placed block share its crossbar: it does all their MVMs
                 n = layer["mvms"] if compact > 1 else block_share(b, layer["mvms"], copies[name])
@@ -133,6 +134,37 @@ def network_links(t) -> int:
     height = -(-routers // width)
     pairs = height * (width - 1) + width * (height - 1)
     return max(1, 2 * pairs)
+
+
+def network_period_ns(t, byte_hops: float, chips: int) -> float:
+    """The network as a whole: one inference's byte-hops spread over every link of the chips."""
+    return byte_hops / (network_links(t) * chips * t.noc_bytes_per_ns) if t.noc_bytes_per_ns else 0.0
+
+
+def placed_network_period_ns(module: Module) -> float:
+    """`network_period_ns` of a placed mapping (0 when nothing is placed)."""
+    t = module.target
+    if not t.noc_bytes_per_ns:
+        return 0.0
+    defs = module.by_name()
+    placed = {op.operands[0]: op for op in module.ops if op.kind == "map.place"}
+    if not placed:
+        return 0.0
+    blocks: dict[str, list[Op]] = defaultdict(list)
+    copies: dict[str, int] = defaultdict(int)
+    for op in module.ops:
+        if op.kind == "map.block":
+            blocks[op.operands[0]].append(op)
+            copies[op.operands[0]] = max(copies[op.operands[0]], op["copy"] + 1)
+    home = home_tiles(module, blocks, placed)
+    data_bytes = t.input_bits / 8
+    byte_hops = 0.0
+    for op in module.ops:
+        if op.namespace == "nn" and op.kind not in ("nn.input", "nn.output"):
+            byte_hops += network_traffic(module, op, blocks.get(op.result, []), copies.get(op.result, 0), placed,
+                                         home, data_bytes, defs)[1]
+    chips = max(p["tile"] for p in placed.values()) // t.tiles + 1
+    return network_period_ns(t, byte_hops, chips)
 
 
 def router_hops(t, a: int, b: int) -> int:
@@ -324,7 +356,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     base_latency_ns = longest_path(module, base_ns)
 
     xbars_used = len(xbar_load)
-    tiles = {key[0] for key in xbar_load if key[0] != "unplaced"}
+    tiles = {key[0] for key in xbar_load if key[0] != "unplaced"} if placed else set()
     tiles_used = len(tiles) if placed else math.ceil(xbars_used / t.xbars_per_tile_all)
     # cells of the crossbars used (their pool's size), and the fewest crossbars one copy fits
     used_cells = sum(t.pool(t.pool_of_xbar(key[1])).cells_per_xbar if key[0] != "unplaced"
@@ -336,8 +368,11 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     budget = int(module.get("budget", t.xbars * chips_used))
     digital_period = digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1))
     # the network as a whole: every byte-hop of one inference over all its links
-    network_period = net_byte_hops / (network_links(t) * chips_used * t.noc_bytes_per_ns) if t.noc_bytes_per_ns else 0.0
-    period_ns = max(max(xbar_load.values(), default=0.0), digital_period, buffer_bound_ns, network_period, 1e-9)
+    network_period = network_period_ns(t, net_byte_hops, chips_used)
+    period_parts = {"crossbars": max(xbar_load.values(), default=0.0), "digital": digital_period,
+                    "buffer": buffer_bound_ns, "network": network_period}
+    period_ns = max(max(period_parts.values()), 1e-9)
+    period_set_by = max(period_parts, key=lambda k: period_parts[k])
     period_bound_ns = max(block_read_work_ns / budget, _shared_work_bound(t, blocks, defs, budget), longest_mvm_ns,
                           digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
                           float(module.get("period_bound_ns", 0.0)), buffer_bound_ns, 1e-9)
@@ -392,7 +427,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         gap={"throughput": period_ns / period_bound_ns - 1, "latency": latency_ns / latency_bound_ns - 1
              if latency_bound_ns else 0.0,
              "crossbars": xbars_used / max(xbars_bound, 1) - 1},
-        solver=info, stream=stream, warnings=tuple(warnings), energy_breakdown_nj=_nj(totals),
+        solver=info, stream=stream, period_set_by=period_set_by, warnings=tuple(warnings), energy_breakdown_nj=_nj(totals),
         area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
         network={"topology": t.noc, "bytes_between_tiles": net_bytes, "byte_hops": net_byte_hops},
         reprogramming=reprogramming, layers=tuple(layers))

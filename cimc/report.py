@@ -66,6 +66,9 @@ class Report:
     gap: dict = field(default_factory=dict)  # achieved / bound - 1, per figure
     solver: dict = field(default_factory=dict)  # what each solving pass used and proved
     stream: dict = field(default_factory=dict)  # K inferences scheduled back to back
+    # what sets the period: "crossbars" (the busiest crossbar's reads), "digital" (the tiles'
+    # digital units), "buffer" (one op's buffer traffic) or "network" (byte-hops over all links)
+    period_set_by: str = ""
     warnings: tuple = ()  # what the figures leave out for this mapping (e.g. traffic between chips)
     # per component, summed over the layers; "static" is the leakage of the tiles and crossbars in
     # use over one period (included in energy_nj); "network" the on-chip network's hops
@@ -130,6 +133,10 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
         ("compile time", f"{r.compile_s:.3f} s", ""),
     ]
     lines += [f"{a:<24} {b:>16} {c:>16}" for a, b, c in rows]
+    if r.period_set_by:
+        what = {"crossbars": "the busiest crossbar's reads", "digital": "the tiles' digital units",
+                "buffer": "one op's buffer traffic", "network": "the network (byte-hops over all links)"}
+        lines.append(f"period {_si(r.period_ns * 1e-9, 's')}, set by {what.get(r.period_set_by, r.period_set_by)}")
     if r.energy_breakdown_nj and r.energy_nj:
         parts = ", ".join(f"{k} {100 * v / r.energy_nj:.0f}%" for k, v in r.energy_breakdown_nj.items() if v > 0)
         lines.append(f"energy by component: {parts}")

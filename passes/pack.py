@@ -228,7 +228,17 @@ class PackPass:
             module, items, bins, where, cap, _, method = self._retry(
                 with_copies(module, {i.name: 1 for i in infos}), budget, "", neighbours)
             return module, items, bins, where, cap, method + ", one copy per layer"
-        while steps < self.search_steps and found[2] / lo > 1.005:
+        nets: dict[int, tuple] = {}  # id(plan) -> (plan, its network period)
+
+        def network(plan: dict, base: Module) -> float:
+            if id(plan) not in nets:
+                nets[id(plan)] = (plan, self._network_period(base, plan))
+            return nets[id(plan)][1]
+
+        # a smaller period needs more copies, spread further: not worth searching for once
+        # the network is slower than the crossbars
+        while steps < self.search_steps and found[2] / lo > 1.005 \
+                and network(found[0], found[1]) <= found[2] * (1 + 1e-3):
             mid = math.sqrt(lo * found[2])
             got = attempt(mid)
             if got is None:
@@ -243,6 +253,10 @@ class PackPass:
                 plan, p, budget = slower, p * (1 + self.slack), slower["bins"]
             else:
                 budget = plan["bins"]
+        if t.noc_bytes_per_ns:  # more copies spread data further: stop where the network sets the pace
+            plan, p, budget, net_steps = self._network_balance(base, these, plan, p, budget, neighbours,
+                                                               network(plan, base))
+            steps += net_steps
         # the chosen packing again, now relieving the busiest crossbars with extra copies
         plan = self._waterfill(t, these, p, budget, neighbours, relieve=True) or plan
         m = with_shares(base, plan)
@@ -260,6 +274,50 @@ class PackPass:
             bins, method = [None] * len(items), "one block per crossbar (no better packing found)"
         m = m.with_ops(m.ops, period_target_ns=cap)
         return m, items, bins, where, cap, method
+
+    def _placed(self, base: Module, plan: dict) -> Module:
+        """The module with a water-filling plan's copies, shares and places."""
+        m = with_shares(base, plan)
+        items = _items(m)
+        where = {k: plan["where"][it.op.result] for k, it in enumerate(items)}
+        return self._emit(m, items, where, "", "", 0)
+
+    def _network_period(self, base: Module, plan: dict) -> float:
+        from cimc.cost import placed_network_period_ns
+
+        return placed_network_period_ns(self._placed(base, plan)) if base.target.noc_bytes_per_ns else 0.0
+
+    def _network_balance(self, base: Module, infos, plan: dict, period: float, budget: int, neighbours: dict,
+                         net: float):
+        """A packing whose period is not set by the network. Copies spread a layer's data
+        over more tiles and further: past some point more crossbars make the network (all
+        byte-hops of an inference over all links, as `cost` counts it) slower than the
+        crossbars. If the plan is there, look for the period where crossbars and network
+        meet (bisection between the plan's period and its network period) and keep the
+        plan that is best for max(crossbar period, network period), fewer crossbars on a tie.
+        `net`: the plan's network period. Returns (plan, period, budget, packings tried)."""
+        t = base.target
+        if net <= period * (1 + 1e-3):
+            return plan, period, budget, 0
+        best = (net, plan["bins"], period, plan)
+        lo, hi, tried = period, net, 0
+        while tried < max(2, self.search_steps // 2) and hi / lo > 1.01:
+            mid = hi if tried == 0 else math.sqrt(lo * hi)
+            tried += 1
+            cand = self._waterfill(t, infos, mid, budget, neighbours)
+            if cand is None:
+                lo = mid
+                continue
+            n = self._network_period(base, cand)
+            score = max(mid, n)
+            if score < best[0] * (1 - 1e-3) or (score <= best[0] * (1 + 1e-3) and cand["bins"] < best[1]):
+                best = (score, cand["bins"], mid, cand)
+            if n > mid:
+                lo = mid
+            else:
+                hi = mid
+        _, bins, p, plan = best
+        return plan, p, bins, tried
 
     def _waterfill(self, t, infos, period: float, budget: int, neighbours: dict | None = None,
                    relieve: bool = False):
@@ -406,21 +464,23 @@ class PackPass:
                 remaining -= share
                 copy += 1
         if relieve:
-            self._relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget)
+            self._relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light)
         return {"bins": len(bins), "where": where, "shares": shares}
 
     @staticmethod
-    def _relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, rounds=20000):
+    def _relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light=(),
+                 rounds=20000):
         """After water-filling, move MVMs into new copies placed in free spots.
 
         1. Relieve: the busiest crossbar gives part of the share of a heavy copy on it to a
            new copy of the same layer, whose blocks go where load is least and they fit
            (else on crossbars of the budget not yet used), about halving the difference.
            Stops when the busiest crossbar holds no such copy or no move lowers it.
-        2. Spread: the layer whose largest copy works longest gives half of that copy's
-           share to a new copy in free spots of used crossbars, as long as no crossbar's
-           load passes the busiest one's. A layer runs as long as its largest copy, so this
-           shortens layers (latency), and it fills cells (utilization).
+        2. Spread: the layer whose largest copy works longest (light layers, placed with one
+           copy, included) gives half of that copy's share to a new copy in free spots of
+           used crossbars, as long as no crossbar's load passes the busiest one's. A layer
+           runs as long as its largest copy, so this shortens layers (latency), and it
+           fills cells (utilization).
         Neither step ever raises the period."""
         from cimc.cost import block_mvm_ns
 
@@ -495,6 +555,11 @@ class PackPass:
         d = top()
         period = load[d] if d is not None else 0.0
         layers = {i.name: i for i, _ in (x for xs in on_bin.values() for x in xs)}
+        for i in light:  # one copy with all the MVMs, to begin with
+            shares[i.name] = [i.mvms]
+            layers[i.name] = i
+            for b in i.blocks:
+                on_bin[where[b.result][0]].append((i, 0))
         queue = [(-max(shares[n]) * copy_time(i), n) for n, i in layers.items()]
         heapq.heapify(queue)
         for _ in range(rounds):  # 2. spread the longest-running layers
@@ -507,6 +572,9 @@ class PackPass:
                                                              for j, tj in taken.items()])
             if split(i, k, None, room, lambda best, tb: False):
                 heapq.heappush(queue, (-max(shares[n]) * copy_time(i), n))
+        for i in light:  # not spread: stays as placed, one copy
+            if len(shares[i.name]) == 1:
+                del shares[i.name]
 
     def _retry(self, module: Module, budget, objective: str, neighbours: dict):
         """Pack as the copies stand; for the latency objective re-choose copies with fewer

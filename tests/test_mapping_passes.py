@@ -254,6 +254,22 @@ def test_pack_spreads_crossbars_over_tiles_whose_digital_units_keep_pace(resnet2
     assert spread.period_ns == pytest.approx(busiest)  # spread: the crossbars are the bottleneck again
 
 
+def test_more_budget_does_not_make_the_network_the_bottleneck(resnet20_path):
+    """Copies spread data over more tiles; past the point where the network sets the period,
+    pack stops adding them: the whole chip is never slower than a third of it, and the
+    crossbars it leaves unused are crossbars that would not have helped."""
+    passes = "lower,partition,duplicate,pack,cost"
+    third = cimc.compile(resnet20_path, "rram-256", passes, budget=1344)
+    whole = cimc.compile(resnet20_path, "rram-256", passes)
+    check_mapping(whole, whole.report.budget)
+    assert whole.period_ns <= third.period_ns * (1 + 1e-3)
+    rep = whole.report
+    assert rep.crossbars_used < rep.budget  # it did stop short of the whole chip
+    busiest = max(mapping_loads(whole.module)[4].values())
+    if rep.period_set_by == "network":  # then crossbars and network are within a few % of each other
+        assert busiest >= 0.9 * whole.period_ns
+
+
 def test_same_input_same_mapping_text(mobilenet_path):
     a = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
     b = cimc.compile(mobilenet_path, "rnc-128", budget=150).text()
