@@ -69,8 +69,9 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
             budget: int | None = None, check: bool = True, input_density=None, **target_overrides) -> Result:
     """Compile `model` for `target` and cost the mapping.
 
-    model: a path to an .onnx file, an `onnx.ModelProto`, ONNX bytes, or a `torch.nn.Module`
-        (then `example_inputs` gives the input tensors to trace with).
+    model: a path to an .onnx file, an `onnx.ModelProto`, ONNX bytes, a `torch.nn.Module`
+        (then `example_inputs` gives the input tensors to trace with), or a network
+        `import_model` has read (to compile one network for many targets).
     target: a preset name (`cimc.targets.preset_names()`), a TOML file or a `Target`;
         keyword arguments override its keys (`xbar_rows=128`).
     passes: pipeline text or name: "full" (default), "fast", "baseline", or e.g.
@@ -85,10 +86,20 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     t0 = time.perf_counter()
     tgt = load_target(target, target_overrides)
     pipeline = parse_pipeline(passes)
-    if type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
-        model = export_torch(model, example_inputs)
-        name = name or "torch_model"
-    module = import_onnx(model, tgt, batch=batch, input_shapes=input_shapes, name=name)
+    if isinstance(model, Module):  # imported once (`import_model`), compiled for this target
+        if any(op.namespace != "nn" for op in model.ops):
+            raise CimcError(f"compile: module '{model.name}' is already mapped (it has map/sched/cost ops); "
+                            "compile takes a network as `cimc.import_model` returns it. Run passes on a mapped "
+                            "module with cimc.opt.")
+        if batch != 1 or input_shapes or example_inputs is not None:
+            raise CimcError("compile: batch, input shapes and example inputs are fixed when the network is "
+                            "imported; give them to cimc.import_model.")
+        module = model.with_target(tgt)
+        if name:
+            module = dataclasses.replace(module, name=name)
+    else:
+        module = import_model(model, tgt, batch=batch, input_shapes=input_shapes, example_inputs=example_inputs,
+                              name=name)
     if input_density is not None:
         module = with_input_density(module, input_density)
     if budget is not None:
@@ -102,6 +113,19 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     else:
         report = evaluate(module, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
     return Result(module, report)
+
+
+def import_model(model, target: "str | Path | Target" = "rram-256", *, batch: int = 1,
+                 input_shapes: dict | None = None, example_inputs=None, name: str | None = None) -> Module:
+    """Read a network into the graph IR once, to compile it for many targets:
+    `net = cimc.import_model("model.onnx")`, then `cimc.compile(net, "isaac")`, ... (a
+    hardware sweep then skips reading, checking and lowering the ONNX graph each time).
+    model, batch, input_shapes, example_inputs, name: as for `compile`."""
+    tgt = target if isinstance(target, Target) else load_target(target)
+    if type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
+        model = export_torch(model, example_inputs)
+        name = name or "torch_model"
+    return import_onnx(model, tgt, batch=batch, input_shapes=input_shapes, name=name)
 
 
 def with_input_density(module: Module, spec) -> Module:
@@ -154,4 +178,4 @@ def report(module: Module) -> Report:
     return evaluate(module)
 
 
-__all__ = ["compile", "opt", "report", "Result", "write_atomic", "CimcError"]
+__all__ = ["compile", "import_model", "opt", "report", "Result", "write_atomic", "CimcError"]

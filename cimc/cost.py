@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+from itertools import repeat
 
 from cimc.ir import Module, Op
 from cimc.mapping import WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, pool_target, weight_cells
@@ -106,7 +107,7 @@ def mapping_loads(module: Module):
             p = placed.get(b.result)
             if compact > 1 and p is None:  # each compact copy on a crossbar of its own
                 q, extra = divmod(layer["mvms"], compact)
-                loads = dict(zip([("unplaced", b.result, k) for k in range(compact)],
+                loads = dict(zip(zip(repeat("unplaced", compact), repeat(b.result, compact), range(compact)),
                                  [(q + 1) * mvm_ns] * extra + [q * mvm_ns] * (compact - extra)))
                 per_xbar.update(loads)
                 xbar_load.update(loads)

@@ -19,6 +19,7 @@ ONNX weight tensor in `weight`.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -479,13 +480,24 @@ def _build(g: _Graph, nodes, target: Target, module_name: str, where: str) -> Mo
     return Module(module_name, target, tuple(ops), freeze_attrs({"source": where}))
 
 
+@functools.lru_cache(maxsize=1024)
+def _schema(op_type: str, opset: int):
+    """The standard op's schema at this opset, or None (unknown op, or none at this opset:
+    shape inference has already judged the node)."""
+    if not onnx.defs.has(op_type):
+        return None
+    try:
+        return onnx.defs.get_schema(op_type, opset)
+    except Exception:  # onnx raises its own SchemaError
+        return None
+
+
 def _check_arity(node, g: "_Graph", where: str, label: str) -> None:
     """Input and output counts against the op's ONNX schema (a damaged graph can break them)."""
-    if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
+    if node.domain not in ("", "ai.onnx"):
         return
-    try:
-        schema = onnx.defs.get_schema(node.op_type, _opset(g.model))
-    except Exception:  # no schema at this opset: shape inference has already judged the node
+    schema = _schema(node.op_type, _opset(g.model))
+    if schema is None:
         return
     given = sum(1 for _ in node.input)
     least = 2 if node.op_type == "Gemm" else schema.min_input  # C is optional in practice before opset 11 too

@@ -25,6 +25,11 @@ class OpSpec:
 
 def _is(kind: str, value) -> bool:
     """Whether `value` is of attribute type `kind` (bool is not an int here)."""
+    t = type(value)  # the common cases first
+    if t is int:
+        return kind in ("int", "float")
+    if t is str:
+        return kind == "str"
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "range":

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import cimc
 from cimc.cli import main
 from conftest import zoo
 
@@ -209,3 +210,15 @@ def test_interrupted_compile_keeps_the_previous_output(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     assert out.read_text() == "previous mapping\n"
     assert [x.name for x in tmp_path.iterdir()] == ["out.cim"]
+
+
+def test_a_network_imported_once_compiles_for_many_targets(resnet20_path):
+    net = cimc.import_model(resnet20_path)
+    for target in ("rram-256", "isaac"):
+        once = cimc.compile(net, target, "fast")
+        assert once.text() == cimc.compile(resnet20_path, target, "fast").text()
+        assert once.module.target.name == target
+    with pytest.raises(cimc.CimcError, match="already mapped"):
+        cimc.compile(once.module, "isaac")
+    with pytest.raises(cimc.CimcError, match="import_model"):
+        cimc.compile(net, "isaac", batch=2)
