@@ -137,6 +137,29 @@ def network_links(t) -> int:
     return max(1, 2 * pairs)
 
 
+def buffer_bytes(op: Op, defs: dict, data_bytes: float) -> float:
+    """Bytes an op moves through its tile buffer: its inputs and its output."""
+    in_elems = sum(math.prod(defs[o]["shape"]) for o in op.operands if o in defs)
+    return (in_elems + math.prod(op["shape"])) * data_bytes
+
+
+def period_floor_ns(module: Module) -> float:
+    """The part of the period no placement of crossbars can lower (on one chip): the op with
+    the most buffer traffic, and all digital work shared by every tile's digital units.
+    Copies that would make the crossbars faster than this buy nothing."""
+    t = module.target
+    defs = module.by_name()
+    data_bytes = t.input_bits / 8
+    buffer = digital = 0.0
+    for op in module.ops:
+        if op.namespace != "nn" or op.kind in ("nn.input", "nn.output"):
+            continue
+        buffer = max(buffer, buffer_bytes(op, defs, data_bytes) / t.buffer_bytes_per_ns)
+        if op.kind in DIGITAL_KINDS:
+            digital += op["ops"]
+    return max(buffer, digital / (t.digital_ops_per_ns * t.tiles))
+
+
 def network_period_ns(t, byte_hops: float, chips: int) -> float:
     """The network as a whole: one inference's byte-hops spread over every link of the chips."""
     return byte_hops / (network_links(t) * chips * t.noc_bytes_per_ns) if t.noc_bytes_per_ns else 0.0
@@ -285,8 +308,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     for op in module.ops:
         if op.namespace != "nn" or op.kind in ("nn.input", "nn.output"):
             continue
-        in_elems = sum(math.prod(defs[o]["shape"]) for o in op.operands if o in defs)
-        traffic_bytes = (in_elems + math.prod(op["shape"])) * data_bytes
+        traffic_bytes = buffer_bytes(op, defs, data_bytes)
         traffic_ns = buffer_ns = traffic_bytes / t.buffer_bytes_per_ns
         network_ns = 0.0
         buffer_bound_ns = max(buffer_bound_ns, buffer_ns)

@@ -102,7 +102,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     if check_only:  # the budget holds one copy of everything
         return {}, 0.0, {}
     if base_cells > cap_cells:  # no room for any copy: one each, and pack decides whether that fits
-        period = max(i.mvms * i.mvm_ns for i in infos)
+        period = max(max(i.mvms * i.mvm_ns for i in infos), sum(i.mvms * i.sum_mvm_ns for i in infos) / budget)
         return {i.name: 1 for i in infos}, period, {"status": "ONE_COPY (no room for copies)", "optimal": True,
                                                     "objective_ns": period, "bound_ns": period}
     units = lambda ns: int(math.ceil(ns * TIME_UNITS_PER_NS - 1e-6))  # noqa: E731
@@ -130,9 +130,10 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     if big_terms:
         m.add(sum(big_terms) <= budget)
     layer_time = {i.name: sum(units(q * i.mvm_ns) * x for (c, q), x in choice[i.name]) for i in infos}
-    horizon = sum(units(i.mvms * i.mvm_ns) for i in infos) + 1
+    horizon = sum(units(i.mvms * i.sum_mvm_ns) for i in infos) + 1  # all work on one crossbar
     if objective == "throughput":
-        goal = m.new_int_var(0, max(units(i.mvms * i.mvm_ns) for i in infos), "period")
+        # few crossbars shared by many layers: the period may exceed any one layer's time
+        goal = m.new_int_var(0, horizon, "period")
         for i in infos:
             m.add(layer_time[i.name] <= goal)
         m.add(sum(load_terms) <= budget * goal)
@@ -269,6 +270,34 @@ def with_copies(module: Module, copies: dict[str, int]) -> Module:
     return module.with_ops(out)
 
 
+def _no_faster_than_the_floor(module: Module, infos: list[LayerInfo], copies: dict, goal_ns: float, facts: dict,
+                              compact: bool = False):
+    """Copies that make the crossbars faster than the period's floor (buffer traffic,
+    digital units: `period_floor_ns`) buy nothing: each layer keeps the fewest copies
+    that still meet the floor, and the floor becomes the target. Compact copies are not
+    placed: their crossbars fill tiles in order, so fewer crossbars are fewer tiles'
+    digital units; there the copies stay when cutting them would make those the slower."""
+    from cimc.cost import period_floor_ns
+    from cimc.ops import DIGITAL_KINDS
+
+    t = module.target
+    floor = period_floor_ns(module)
+    if goal_ns >= floor:
+        return copies, goal_ns, facts
+    fewer = {}
+    for i in infos:
+        per_copy = max(1, int(floor // i.mvm_ns))  # MVMs one copy may do within the floor
+        fewer[i.name] = min(copies.get(i.name, 1), max(1, -(-i.mvms // per_copy)))
+    if compact:
+        xbars = sum(fewer[i.name] * len(i.blocks) for i in infos)
+        digital = sum(op["ops"] for op in module.ops if op.kind in DIGITAL_KINDS)
+        if digital / (t.digital_ops_per_ns * -(-xbars // t.xbars_per_tile_all)) > floor * (1 + 1e-9):
+            return copies, goal_ns, facts
+    facts = dict(facts, status=f"{facts['status']}; copies cut to the period floor {floor:.4g} ns "
+                                "(buffer traffic or digital units)")
+    return fewer, floor, facts
+
+
 @dataclass(frozen=True)
 class DuplicatePass:
     name = "duplicate"
@@ -307,6 +336,8 @@ class DuplicatePass:
             facts = {"status": "GREEDY (water-filling)"}
         else:
             copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, fill, self.time_limit)
+        if self.objective == "throughput":
+            copies, goal_ns, facts = _no_faster_than_the_floor(module, infos, copies, goal_ns, facts, self.compact)
         out = with_compact_copies(module, copies) if self.compact else with_copies(module, copies)
         attrs = dict(budget=budget, duplicate_objective=self.objective, duplicate_status=facts["status"],
                      period_target_ns=goal_ns if self.objective == "throughput" else 0.0)

@@ -160,11 +160,16 @@ class PackPass:
         period = float(module.get("period_target_ns", 0.0))
         objective = str(module.get("duplicate_objective", ""))
         if objective == "throughput" and period > 0:
+            from cimc.cost import period_floor_ns
+
+            floor = period_floor_ns(module)
             if str(module.get("duplicate_status", "")).startswith("ONE_COPY"):
                 # the duplicate pass saw no room for a whole copy's cells, but copies of small
                 # heavy layers may still fit beside other blocks: search from the proven bound
                 period = min(period, float(module.get("period_bound_ns", 0.0)) or period)
-            module, items, bins, where, cap, method = self._search_period(module, period, budget, neighbours)
+            # crossbars faster than the floor buy nothing: search from there, fewest crossbars
+            module, items, bins, where, cap, method = self._search_period(module, max(period, floor), budget,
+                                                                          neighbours, floor)
             layer_cap = {}
         else:
             module, items, bins, where, cap, layer_cap, method = self._retry(module, budget, objective, neighbours)
@@ -184,7 +189,7 @@ class PackPass:
                 method += " + cp-sat"
         return self._emit(module, items, where, method, status, lower)
 
-    def _search_period(self, module: Module, period: float, budget: int, neighbours: dict):
+    def _search_period(self, module: Module, period: float, budget: int, neighbours: dict, floor: float = 0.0):
         """The smallest period, from the duplicate pass's bound up, that water-filling packs
         into the budget (`_waterfill`): the period grows geometrically from the bound until
         a packing fits, then a bisection between the last failure and the first success;
@@ -253,6 +258,8 @@ class PackPass:
                 plan, p, budget = slower, p * (1 + self.slack), slower["bins"]
             else:
                 budget = plan["bins"]
+        if p <= floor * (1 + 1e-6):  # at the floor: relieving crossbars with more copies buys nothing
+            budget = plan["bins"]
         if t.noc_bytes_per_ns:  # more copies spread data further: stop where the network sets the pace
             plan, p, budget, net_steps = self._network_balance(base, these, plan, p, budget, neighbours,
                                                                network(plan, base))
@@ -588,6 +595,13 @@ class PackPass:
             cap = max(it.load_ns for it in items) if objective != "latency" else float("inf")
             layer_cap = self._layer_caps(module, items) if objective == "latency" else {}
             bins, where = self._pack(t, items, cap, layer_cap, neighbours, budget)
+            if budget is not None and len(bins) > budget and objective != "latency":
+                # too few crossbars for one block's time each: several blocks share a
+                # crossbar's time, and the period grows to the least that packs
+                raised = self._raise_period(t, items, cap, neighbours, budget)
+                if raised is not None:
+                    cap, bins, where = raised
+                    method += ", period raised to fit the budget"
             if budget is None or len(bins) <= budget:
                 return module, items, bins, where, cap, layer_cap, method
             attempt += 1
@@ -607,6 +621,26 @@ class PackPass:
                     copies = {i.name: 1 for i in infos}
                 method = f"maxrects, copies re-chosen {attempt}x"
             module = with_copies(module, copies)
+
+    def _raise_period(self, t, items, cap: float, neighbours: dict, budget: int):
+        """(period, bins, where): the least period from `cap` up (geometric bisection,
+        `search_steps` packings at most) at which the blocks pack into the budget; None
+        when they do not even with no time limit."""
+        hi = sum(it.load_ns for it in items)  # everything on one crossbar: no time limit
+        bins, where = self._pack(t, items, hi, {}, neighbours, budget)
+        if len(bins) > budget:
+            return None
+        best, lo = (hi, bins, where), cap
+        for _ in range(self.search_steps):
+            if best[0] / lo <= 1.01:
+                break
+            mid = math.sqrt(lo * best[0])
+            bins, where = self._pack(t, items, mid, {}, neighbours, budget)
+            if len(bins) <= budget:
+                best = (mid, bins, where)
+            else:
+                lo = mid
+        return best
 
     # -- the constructive packer -------------------------------------------------------
     def _allowed(self, item: _Item, state: dict, cap: float, layer_cap: dict, neighbours: dict) -> bool:
