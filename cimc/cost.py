@@ -45,7 +45,8 @@ from collections import defaultdict
 from itertools import repeat
 
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, pool_target, weight_cells
+from cimc.mapping import (WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, pool_target,
+                           splittable_big_block, weight_cells)
 from cimc.ops import DIGITAL_KINDS
 from cimc.report import LayerCost, Report
 
@@ -61,19 +62,55 @@ def block_share(block: Op, mvms: int, copies: int) -> int:
     return share if share is not None else copy_share(mvms, copies, block["copy"])
 
 
-def block_mvm_ns(target, block: Op) -> float:
+def block_read_ns(target, block: Op) -> float:
+    """Time of the reads that make one MVM of the block (of each of its lanes at once)."""
     fp = block_footprint(target, block)
     return (fp.reads_per_mvm + target.mvm_fill_reads) * target.read_ns(fp.active_cols)
+
+
+def block_mvm_ns(target, block: Op) -> float:
+    """Time per MVM of the block: a block with `lanes` replicas does that many per read."""
+    return block_read_ns(target, block) / block.get("lanes", 1)
+
+
+def block_load_ns(target, block: Op, mvms: int) -> float:
+    """Crossbar time of `mvms` MVMs on the block (a last read may fill only some lanes)."""
+    lanes = block.get("lanes", 1)
+    return (-(-mvms // lanes) if lanes > 1 else mvms) * block_read_ns(target, block)
+
+
+def one_lane(block: Op) -> Op:
+    """The block with one lane (itself when it has one)."""
+    return block if block.get("lanes", 1) == 1 else block.with_attrs(lanes=None)
+
+
+def best_mvm_ns(target, block: Op) -> float:
+    """The least time per MVM any number of lanes gives the block (for bounds that hold
+    whatever lanes a mapping chooses)."""
+    from cimc.mapping import max_lanes
+
+    k = max_lanes(target, block)
+    base = one_lane(block)
+    if k == 1:
+        return block_read_ns(target, base)
+    memo = base.__dict__.get("_best_mvm")
+    if memo is None or memo[0] is not target.footprint_memo:
+        memo = (target.footprint_memo, min(block_read_ns(target, base.with_attrs(lanes=n) if n > 1 else base) / n
+                                           for n in range(1, k + 1)))
+        object.__setattr__(base, "_best_mvm", memo)
+    return memo[1]
 
 
 def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
     """Energy (pJ) of one MVM of a block: (DACs and row periphery, the array, the ADCs).
     Every row is driven once per input digit, also when the rows are read in parts; every
-    read converts its active columns."""
+    read converts its active columns; a block with lanes shares a read among its lanes."""
     fp = block_footprint(target, block)
     n = fp.reads_per_mvm // fp.row_splits
-    return (n * fp.rows * target.row_read_pj, n * fp.rows * fp.active_cols * target.cell_read_fj * 1e-3,
-            fp.reads_per_mvm * fp.active_cols * target.adc_conversion_pj)
+    lanes = block.get("lanes", 1)
+    return (n * fp.rows * target.row_read_pj / lanes,
+            n * fp.rows * fp.active_cols * target.cell_read_fj * 1e-3 / lanes,
+            fp.reads_per_mvm * fp.active_cols * target.adc_conversion_pj / lanes)
 
 
 COMPONENTS = ("adc", "dac_and_periphery", "array", "digital", "buffer", "network", "static")
@@ -103,20 +140,20 @@ def mapping_loads(module: Module):
         copies[name] = max(copies[name], compact)
         for b in bs:
             row, array, adc = block_mvm_parts(t, b)
-            mvm_ns = block_mvm_ns(t, b)
             p = placed.get(b.result)
             if compact > 1 and p is None:  # each compact copy on a crossbar of its own
                 q, extra = divmod(layer["mvms"], compact)
                 loads = dict(zip(zip(repeat("unplaced", compact), repeat(b.result, compact), range(compact)),
-                                 [(q + 1) * mvm_ns] * extra + [q * mvm_ns] * (compact - extra)))
+                                 [block_load_ns(t, b, q + 1)] * extra + [block_load_ns(t, b, q)] * (compact - extra)))
                 per_xbar.update(loads)
                 xbar_load.update(loads)
                 n = layer["mvms"]
             else:  # compact copies of a placed block share its crossbar: it does all their MVMs
                 n = layer["mvms"] if compact > 1 else block_share(b, layer["mvms"], copies[name])
                 key = (p["tile"], p["xbar"]) if p is not None else ("unplaced", b.result, 0)
-                per_xbar[key] += n * mvm_ns
-                xbar_load[key] += n * mvm_ns
+                load = block_load_ns(t, b, n)
+                per_xbar[key] += load
+                xbar_load[key] += load
             energy["dac_and_periphery"] += n * row * density
             energy["array"] += n * array * density
             energy["adc"] += n * adc
@@ -328,16 +365,22 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             cells_one_copy += cells
             bs = blocks.get(op.result, [])
             c = copies.get(op.result, 0)
-            cells_all += cells * c
-            mvm_ns = max((block_mvm_ns(t, b) for b in bs if b["copy"] == 0), default=0.0)
+            # every replica is programmed: a copy whose blocks hold k lanes counts k times
+            lanes_per_copy = {b["copy"]: b.get("lanes", 1) for b in bs}
+            replicas = sum(lanes_per_copy.values()) * (op.get("copies") or 1) if lanes_per_copy else c
+            cells_all += cells * replicas
+            first = [one_lane(b) for b in bs if b["copy"] == 0]  # the baseline's blocks: one lane
+            mvm_ns = max((block_mvm_ns(t, b) for b in first), default=0.0)
             compute_ns = max(layer_xbar_load.get(op.result, {}).values(), default=0.0)
             for k, v in layer_energy_pj.get(op.result, {}).items():
                 parts[k] += v
             if bs:  # partial sums of row blocks are added in the digital units
                 row_blocks = len({b["rows"] for b in bs if b["copy"] == 0})
                 parts["digital"] += (row_blocks - 1) * op["mvms"] * op["groups"] * op["cols"] * t.digital_op_pj
-                block_read_work_ns += op["mvms"] * sum(block_mvm_ns(t, b) for b in bs if b["copy"] == 0)
-                longest_mvm_ns = max(longest_mvm_ns, mvm_ns)
+                # bounds hold whatever lanes a mapping gives a block: its fastest per MVM
+                best = [best_mvm_ns(t, b) for b in first]
+                block_read_work_ns += op["mvms"] * sum(best)
+                longest_mvm_ns = max(longest_mvm_ns, max(best))
                 base_period_ns = max(base_period_ns, op["mvms"] * mvm_ns)
             latency = max(compute_ns, traffic_ns)
             bound_ns[op.result] = mvm_ns
@@ -465,17 +508,22 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
     P >= (work - work of such blocks) / (budget - their count). Single-pool chips only."""
     if t.pools:
         return 0.0
-    first = [b for bs in blocks.values() for b in bs if b["copy"] == 0]
+    first = [one_lane(b) for bs in blocks.values() for b in bs if b["copy"] == 0]
     if not first:
         return 0.0
     fps = [block_footprint(t, b) for b in first]
-    min_r, min_c = min(fp.rows for fp in fps), min(fp.cols for fp in fps)
+    # pack may halve big light blocks (columns): those halves count, and such blocks are
+    # never alone
+    halves = [splittable_big_block(t, defs[b.operands[0]]["mvms"], b) for b in first]
+    min_r = min(fp.rows for fp in fps)
+    min_c = min(block_footprint(t, b.with_attrs(cols=(b["cols"][0], (b["cols"][0] + b["cols"][1]) // 2))).cols
+                if half else fp.cols for b, fp, half in zip(first, fps, halves))
     work = alone_work = 0.0
     alone = 0
-    for b, fp in zip(first, fps):
-        w = defs[b.operands[0]]["mvms"] * block_mvm_ns(t, b)
+    for b, fp, half in zip(first, fps, halves):
+        w = defs[b.operands[0]]["mvms"] * best_mvm_ns(t, b)
         work += w
-        if min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols:
+        if not half and min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols:
             alone += 1
             alone_work += w
     return (work - alone_work) / (budget - alone) if alone and budget > alone else 0.0

@@ -10,6 +10,11 @@ one crossbar:
   drives one group's inputs, so the groups are read one after another (the
   channel-serial depthwise mapping).
 
+A "diag" block may hold `lanes` replicas of itself, also on the diagonal: one read then
+does `lanes` MVMs of the layer (for different output positions), as a block-diagonal
+matrix of the same weights does. A small heavy block reads `lanes` times faster in the
+same crossbar, at `lanes` times its cells.
+
 A logical weight column takes `target.cols_per_weight` physical columns (bit slices, times
 two for a differential pair); the "offset" encoding adds one reference column per block
 (the "bias" encoding removes the bias digitally and needs none).
@@ -70,9 +75,35 @@ def block_footprint(target: Target, block) -> Footprint:
     g0, g1 = block["groups"]
     r0, r1 = block["rows"]
     c0, c1 = block["cols"]
-    fp = footprint(target, g1 - g0, r1 - r0, c1 - c0, block["layout"])
+    fp = footprint(target, (g1 - g0) * block.get("lanes", 1), r1 - r0, c1 - c0, block["layout"])
     object.__setattr__(block, "_footprint", (memo, fp))
     return fp
+
+
+def splittable_big_block(target: Target, mvms: int, block) -> bool:
+    """A block over half a crossbar in both directions, of a layer with few MVMs for the
+    cells it holds (light): `pack` may cut it into two column halves, which then share
+    crossbars with other blocks. Bounds must not count it as needing a crossbar alone."""
+    fp = block_footprint(target, block)
+    c0, c1 = block["cols"]
+    return (mvms * fp.reads_per_mvm < 4 * target.xbar_rows and 2 * fp.rows > target.xbar_rows
+            and 2 * fp.cols > target.xbar_cols and c1 - c0 >= 2)
+
+
+def max_lanes(target: Target, block) -> int:
+    """The most replicas of a "diag" block (its `lanes` ignored) one crossbar holds on its
+    diagonal; 1 for "serial" blocks."""
+    if block["layout"] != "diag":
+        return 1
+    view = pool_target(target, block)
+    g0, g1 = block["groups"]
+    r0, r1 = block["rows"]
+    c0, c1 = block["cols"]
+    one = footprint(view, g1 - g0, r1 - r0, c1 - c0, "diag")
+    k = max(1, min(view.xbar_rows // max(one.rows, 1), view.xbar_cols // max(one.cols, 1)))
+    while k > 1 and footprint(view, (g1 - g0) * k, r1 - r0, c1 - c0, "diag").cols > view.xbar_cols:
+        k -= 1  # the offset column is shared: check the real width
+    return k
 
 
 def require_blocks(module, pass_name: str) -> None:

@@ -91,6 +91,9 @@ def _check_block(op, defs, target):
             return f"{key} [{lo}, {hi}] runs past the layer's {limit} {key}"
     if op["copy"] < 0:
         return f"copy = {op['copy']} is negative"
+    lanes = op.get("lanes", 1)
+    if lanes < 1 or (lanes > 1 and op["layout"] != "diag"):
+        return f"lanes = {lanes} must be at least 1, and 1 unless the layout is diag"
     if op.get("share") is not None and not 1 <= op["share"] <= layer["mvms"]:
         return f"share = {op['share']} must be between 1 and the layer's {layer['mvms']} MVMs"
     pool = op.get("pool")
@@ -168,7 +171,7 @@ OPS: dict[str, OpSpec] = {
     "nn.reshape": _DIGITAL,  # data movement only: Reshape, Transpose, Flatten, Split, Pad, ...
     # how it is mapped
     "map.block": OpSpec(1, 1, True, {"copy": "int", "groups": "range", "rows": "range", "cols": "range",
-                                     "layout": "str"}, {"share": "int", "pool": "int"}, _check_block),
+                                     "layout": "str"}, {"share": "int", "pool": "int", "lanes": "int"}, _check_block),
     "map.place": OpSpec(1, 1, False, {"tile": "int", "xbar": "int", "at": "ints"}, {}, _check_place),
     # when it runs (written by the schedule pass), for inference 0
     "sched.slot": OpSpec(1, 1, False, {"start_ns": "float", "end_ns": "float"}),

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks
+from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks, splittable_big_block
 
 TIME_UNITS_PER_NS = 100  # CP-SAT works in integers: 0.01 ns
 
@@ -63,7 +63,9 @@ def layer_infos(module: Module, whole_crossbars: bool = False) -> list[LayerInfo
             bs = by_layer[op.result]
             fps = [block_footprint(t, b) for b in bs]
             times = [block_mvm_ns(t, b) for b in bs]
-            big = sum(1 for f in fps if 2 * f.rows > t.xbar_rows and 2 * f.cols > t.xbar_cols)
+            # blocks too big to share a crossbar with each other (pack may halve light ones)
+            big = sum(1 for f, b in zip(fps, bs) if 2 * f.rows > t.xbar_rows and 2 * f.cols > t.xbar_cols
+                      and not splittable_big_block(t, op["mvms"], b))
             cells = len(bs) * t.cells_per_xbar if whole_crossbars else sum(f.cells for f in fps)
             infos.append(LayerInfo(op.result, op["mvms"], max(times), sum(times), cells, 0 if whole_crossbars else big,
                                    tuple(bs)))
@@ -84,9 +86,11 @@ def copy_candidates(mvms: int, max_copies: int) -> list[tuple[int, int]]:
 
 
 def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective: str, fill: float,
-                 time_limit: float, bound_only: bool = False,
-                 check_only: bool = False) -> tuple[dict[str, int], float, dict]:
-    """Copies per layer, the period (or latency) they reach in ns, and solver facts."""
+                 time_limit: float, bound_only: bool = False, check_only: bool = False,
+                 lane_infos: dict | None = None) -> tuple[dict[str, int], float, dict]:
+    """Copies per layer, the period (or latency) they reach in ns, and solver facts.
+    lane_infos: {layer: (lanes, its LayerInfo with that many lanes)}: each such layer may
+    also take copies of that many lanes; the lanes chosen are in facts["lanes"]."""
     from ortools.sat.python import cp_model
 
     from cimc.passes.solver import deterministic_solver
@@ -112,24 +116,30 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     # a start: water-filling's copies (feasible for the cell and big-block limits; one copy
     # each when the objective is latency)
     start = greedy_copies(infos, cap_cells, budget)[0] if objective == "throughput" else {}
+    layer_time = {}
     for i in infos:
-        max_c = min(i.mvms, (cap_cells - base_cells) // max(i.cells, 1) + 1)
-        cands = copy_candidates(i.mvms, max_c)
-        xs = [m.new_bool_var(f"{i.name}:{c}") for c, _ in cands]
-        m.add_exactly_one(xs)
-        want = start.get(i.name, 1)
-        for (c, _), x in zip(cands, xs):
-            m.add_hint(x, c == want)
-        choice[i.name] = list(zip(cands, xs))
-        for (c, q), x in zip(cands, xs):
-            cells_terms.append(c * i.cells * x)
-            load_terms.append(units(c * q * i.sum_mvm_ns) * x)
-            if i.big_blocks:
-                big_terms.append(c * i.big_blocks * x)
+        # (lanes, info): copies of one lane, and of the layer's most lanes where it has them;
+        # a copy of k lanes doing q MVMs takes ceil(q / k) reads of k MVMs each
+        variants = [(1, i)] + ([lane_infos[i.name]] if lane_infos and i.name in lane_infos else [])
+        choice[i.name] = []
+        terms = []
+        for k, v in variants:
+            max_c = min(i.mvms, (cap_cells - base_cells) // max(v.cells, 1) + 1)
+            for c, q in copy_candidates(i.mvms, max_c):
+                reads = -(-q // k)
+                x = m.new_bool_var(f"{i.name}:{c}x{k}")
+                m.add_hint(x, k == 1 and c == start.get(i.name, 1))
+                choice[i.name].append(((c, q, k), x))
+                cells_terms.append(c * v.cells * x)
+                load_terms.append(units(c * reads * k * v.sum_mvm_ns) * x)
+                terms.append(units(reads * k * v.mvm_ns) * x)
+                if v.big_blocks:
+                    big_terms.append(c * v.big_blocks * x)
+        m.add_exactly_one([x for _, x in choice[i.name]])
+        layer_time[i.name] = sum(terms)
     m.add(sum(cells_terms) <= cap_cells)
     if big_terms:
         m.add(sum(big_terms) <= budget)
-    layer_time = {i.name: sum(units(q * i.mvm_ns) * x for (c, q), x in choice[i.name]) for i in infos}
     horizon = sum(units(i.mvms * i.sum_mvm_ns) for i in infos) + 1  # all work on one crossbar
     if objective == "throughput":
         # few crossbars shared by many layers: the period may exceed any one layer's time
@@ -161,13 +171,16 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     m.add(goal <= int(round(best)))
     m.clear_objective()
     m.minimize(sum(cells_terms))
-    for (cands_xs) in choice.values():
-        for (c, q), x in cands_xs:
+    for cands_xs in choice.values():
+        for _, x in cands_xs:
             m.add_hint(x, solver.boolean_value(x))
     second = deterministic_solver(time_limit, presolve=False)
     status2 = second.solve(m)
     final = second if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
-    copies = {name: next(c for (c, q), x in cx if final.boolean_value(x)) for name, cx in choice.items()}
+    picked = {name: next(ck for ck, x in cx if final.boolean_value(x)) for name, cx in choice.items()}
+    copies = {name: c for name, (c, q, k) in picked.items()}
+    if lane_infos:
+        facts["lanes"] = {name: k for name, (c, q, k) in picked.items() if k > 1}
     return copies, best / TIME_UNITS_PER_NS, facts
 
 
@@ -242,6 +255,37 @@ def expand_copies(module: Module) -> Module:
     return with_copies(module, copies)
 
 
+def most_lanes(module: Module) -> dict[str, int]:
+    """Per weight layer whose every block can hold 2 or more replicas on a crossbar's
+    diagonal: the most all of them can (at most its MVMs)."""
+    from cimc.mapping import max_lanes
+
+    t = module.target
+    most: dict[str, int] = {}
+    defs = module.by_name()
+    for op in module.ops:
+        if op.kind == "map.block" and op["copy"] == 0:
+            layer = op.operands[0]
+            k = min(max_lanes(t, op), defs[layer]["mvms"])
+            most[layer] = min(most.get(layer, k), k)
+    return {name: k for name, k in most.items() if k > 1}
+
+
+def with_lanes(module: Module, lanes: dict[str, int]) -> Module:
+    """The module with every block of each layer in `lanes` holding that many replicas (the
+    others one)."""
+    ops = []
+    changed = False
+    for op in module.ops:
+        if op.kind == "map.block":
+            k = lanes.get(op.operands[0], 1)
+            if op.get("lanes", 1) != k:
+                op = op.with_attrs(lanes=k if k > 1 else None)
+                changed = True
+        ops.append(op)
+    return module.with_ops(ops) if changed else module
+
+
 def with_copies(module: Module, copies: dict[str, int]) -> Module:
     """The module with copies 1..c-1 of each layer's copy-0 blocks (existing copies and
     compact copies replaced)."""
@@ -308,6 +352,7 @@ class DuplicatePass:
     compact: bool = False  # copies as layer attributes, every block a crossbar (no packing follows)
     method: str = "cp-sat"  # or "greedy": water-filling copies, no solver (objective=throughput only)
     bound: bool = True  # prove the period bound with a relaxed solve
+    lanes: bool = True  # small blocks may hold several replicas read at once (block-diagonal)
 
     def __post_init__(self):
         if self.objective not in ("throughput", "latency"):
@@ -327,16 +372,31 @@ class DuplicatePass:
             from cimc.passes.pools import run_per_pool
 
             return run_per_pool(replace(self, budget=0), module, budget)
+        module = with_lanes(module, {})  # lanes are chosen afresh
         infos = layer_infos(module, whole_crossbars=self.compact)
         fill = 1.0 if self.compact else self.fill  # no packing losses to leave room for
+        most = most_lanes(module) if self.lanes else {}
+        lane_infos = {}
+        if most:
+            laned = {i.name: i for i in layer_infos(with_lanes(module, most), whole_crossbars=self.compact)}
+            lane_infos = {name: (k, laned[name]) for name, k in most.items()}
         if self.method == "greedy":
             cap = int(fill * budget * module.target.cells_per_xbar)
             solve_copies(module, infos, budget, self.objective, fill, self.time_limit, check_only=True)
+            if self.compact and lane_infos:  # a compact copy is a whole crossbar: lanes cost no cells
+                infos = [lane_infos[i.name][1] if i.name in lane_infos else i for i in infos]
+                lanes = dict(most)
+            else:
+                lanes = {}
             copies, goal_ns = greedy_copies(infos, cap, budget)
             facts = {"status": "GREEDY (water-filling)"}
         else:
-            copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, fill, self.time_limit)
+            copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, fill, self.time_limit,
+                                                  lane_infos=lane_infos)
+            lanes = facts.pop("lanes", {})
+        module = with_lanes(module, lanes)
         if self.objective == "throughput":
+            infos = layer_infos(module, whole_crossbars=self.compact) if lanes else infos
             copies, goal_ns, facts = _no_faster_than_the_floor(module, infos, copies, goal_ns, facts, self.compact)
         out = with_compact_copies(module, copies) if self.compact else with_copies(module, copies)
         attrs = dict(budget=budget, duplicate_objective=self.objective, duplicate_status=facts["status"],
@@ -345,6 +405,7 @@ class DuplicatePass:
             # with every cell of the budget allowed, the model relaxes every real mapping of
             # this partition (block loads, cells, total load, large blocks), so its proven
             # bound is a lower bound on the period
-            _, _, relaxed = solve_copies(module, infos, budget, "throughput", 1.0, self.time_limit, bound_only=True)
+            _, _, relaxed = solve_copies(module, layer_infos(with_lanes(module, {})), budget, "throughput", 1.0,
+                                         self.time_limit, bound_only=True, lane_infos=lane_infos)
             attrs["period_bound_ns"] = relaxed["bound_ns"]
         return out.with_ops(out.ops, **attrs)

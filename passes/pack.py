@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
-from cimc.mapping import block_footprint, require_blocks
+from cimc.mapping import WEIGHT_KINDS, splittable_big_block, block_footprint, require_blocks
 from cimc.passes.maxrects import Crossbar
 
 EPS = 1e-6
@@ -41,7 +41,7 @@ class _Item:
 
 
 def _items(module: Module) -> list[_Item]:
-    from cimc.cost import block_mvm_ns, block_share
+    from cimc.cost import block_load_ns, block_share
 
     t = module.target
     defs = module.by_name()
@@ -54,7 +54,7 @@ def _items(module: Module) -> list[_Item]:
         fp = block_footprint(t, b)
         layer = b.operands[0]
         n = block_share(b, defs[layer]["mvms"], copies[layer])
-        items.append(_Item(b, layer, b["copy"], fp.rows, fp.cols, n * block_mvm_ns(t, b)))
+        items.append(_Item(b, layer, b["copy"], fp.rows, fp.cols, block_load_ns(t, b, n)))
     return items
 
 
@@ -91,11 +91,9 @@ def split_big_light_blocks(module: Module) -> Module:
                 out.append(op)
             continue
         layer = defs[op.operands[0]]
-        fp = block_footprint(t, op)
         c0, c1 = op["cols"]
-        light = layer["mvms"] * fp.reads_per_mvm < 4 * t.xbar_rows  # few MVMs for the cells it holds
         pieces = [op["cols"]]
-        if light and 2 * fp.rows > t.xbar_rows and 2 * fp.cols > t.xbar_cols and c1 - c0 >= 2:
+        if splittable_big_block(t, layer["mvms"], op):
             mid = (c0 + c1) // 2
             pieces, changed = [(c0, mid), (mid, c1)], True
         for cols in pieces:
@@ -193,8 +191,9 @@ class PackPass:
         """The smallest period, from the duplicate pass's bound up, that water-filling packs
         into the budget (`_waterfill`): the period grows geometrically from the bound until
         a packing fits, then a bisection between the last failure and the first success;
-        `search_steps` attempts at most."""
-        from cimc.passes.duplicate import layer_infos, with_copies
+        `search_steps` attempts at most. Each attempt tries the blocks as partitioned, with
+        big light blocks halved, and (when duplicate gave blocks lanes) both without lanes."""
+        from cimc.passes.duplicate import layer_infos, with_copies, with_lanes
 
         t = module.target
         infos = layer_infos(module)
@@ -204,6 +203,11 @@ class PackPass:
         steps = 0
 
         variants = [(module, infos)] + ([(split_module, split_infos)] if split_infos is not None else [])
+        plain = with_lanes(module, {})
+        if plain is not module:  # lanes cost cells: where cells are short, blocks without them may pack better
+            plain_split = split_big_light_blocks(plain)
+            variants += [(plain, layer_infos(plain))] + (
+                [(plain_split, layer_infos(plain_split))] if plain_split is not plain else [])
 
         def attempt(p: float):
             """(plan, module it refers to, period) or None. Tried as partitioned, and with
@@ -230,9 +234,7 @@ class PackPass:
         if found is None and lo < hi:
             found = attempt(hi)
         if found is None:  # not even one copy per layer packs within the period: no period limit
-            module, items, bins, where, cap, _, method = self._retry(
-                with_copies(module, {i.name: 1 for i in infos}), budget, "", neighbours)
-            return module, items, bins, where, cap, method + ", one copy per layer"
+            return self._one_copy_each(module, split_module if split_infos is not None else None, budget, neighbours)
         nets: dict[int, tuple] = {}  # id(plan) -> (plan, its network period)
 
         def network(plan: dict, base: Module) -> float:
@@ -251,7 +253,7 @@ class PackPass:
             else:
                 found = got
         plan, base, p = found
-        these = infos if base is module else split_infos
+        these = next(v for b, v in variants if b is base)
         if self.slack > 0:  # a slower period, for the fewest crossbars that take it
             slower = self._waterfill(t, these, p * (1 + self.slack), budget, neighbours)
             if slower is not None and slower["bins"] < plan["bins"]:
@@ -281,6 +283,32 @@ class PackPass:
             bins, method = [None] * len(items), "one block per crossbar (no better packing found)"
         m = m.with_ops(m.ops, period_target_ns=cap)
         return m, items, bins, where, cap, method
+
+    def _one_copy_each(self, module: Module, split_module: Module | None, budget: int, neighbours: dict):
+        """One copy of every layer, packed in as short a period as the budget allows: with
+        the lanes duplicate chose and with none (lanes cost cells, and cells may be what the
+        budget lacks), as partitioned and with big light blocks halved; the best that packs."""
+        from cimc.passes.duplicate import with_copies, with_lanes
+
+        best, error = None, None
+        for base, note in ((module, ""), (split_module, ", big light blocks halved")):
+            if base is None:
+                continue
+            for variant in dict.fromkeys([with_lanes(base, {}), base]):  # without lanes first
+                one = with_copies(variant, {op.result: 1 for op in variant.ops if op.kind in WEIGHT_KINDS})
+                try:
+                    got = self._retry(one, budget, "", neighbours)
+                except Infeasible as e:
+                    error = error or e
+                    continue
+                if best is None or got[4] < best[0][4] * (1 - 1e-9):
+                    best = (got, note)
+            if best is not None:
+                break
+        if best is None:
+            raise error
+        (module, items, bins, where, cap, _, method), note = best
+        return module, items, bins, where, cap, method + note + ", one copy per layer"
 
     def _placed(self, base: Module, plan: dict) -> Module:
         """The module with a water-filling plan's copies, shares and places."""

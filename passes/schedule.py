@@ -92,7 +92,7 @@ def _last_input_row(op: Op, row: int, p_rows: int, rows: int) -> int | None:
 
 
 def _jobs(module: Module, max_chunks: int) -> list[_Job]:
-    from cimc.cost import block_mvm_ns, evaluate, mapping_loads
+    from cimc.cost import block_read_ns, evaluate, mapping_loads
 
     report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]))
     costs = {layer.name: layer for layer in report.layers}
@@ -122,7 +122,7 @@ def _jobs(module: Module, max_chunks: int) -> list[_Job]:
                 lasts = [max(_last_input_row(op, r, p_rows, ob[-1]) for r in range(ob[i], ob[i + 1])) for i in range(g)]
                 need = [bisect.bisect_right(pb, min(p_rows - 1, last)) - 1 for last in lasts]
             needs.append((index[o], need))
-        step = max((block_mvm_ns(module.target, b) for b in blocks.get(op.result, [])), default=0.0)
+        step = max((block_read_ns(module.target, b) for b in blocks.get(op.result, [])), default=0.0)
         pieces = [(x, load / g) for x, load in layer_xbar_load.get(op.result, {}).items()]
         cost = costs.get(op.result)
         if cost is None:

@@ -67,6 +67,43 @@ def test_depthwise_serial_is_slower_but_smaller_than_diag():
     assert ld.crossbars == math.ceil(32 / (128 // 9))
 
 
+def test_lanes_do_that_many_mvms_per_read():
+    """A block with k lanes holds k replicas on the diagonal; one read does k MVMs (for k
+    output positions), so its load is ceil(MVMs / k) reads, at k times the cells."""
+    from cimc.cost import best_mvm_ns, block_footprint, block_load_ns, block_mvm_ns
+    from cimc.mapping import max_lanes
+
+    t = load_target("rnc-128")  # one ADC per column: a read takes the same time at any width
+    ops = [Op.make("nn.input", "x", (), shape=(1, 27, 1, 101), name="x"),
+           Op.make("nn.conv", "fc", ["x"], shape=(1, 32, 1, 101), in_channels=27, out_channels=32, kernel=(1, 1),
+                   stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, weight="w", bias=False),
+           Op.make("nn.output", None, ["fc"])]
+    m = cimc.opt(Module("t", t, tuple(ops)), "lower,partition").module
+    block = next(op for op in m.ops if op.kind == "map.block")
+    one = block_footprint(t, block)
+    assert max_lanes(t, block) == min(128 // 27, 128 // 32) == 4
+    four = block.with_attrs(lanes=4)
+    fp = block_footprint(t, four)
+    assert (fp.rows, fp.cols) == (4 * one.rows, 4 * one.cols)
+    assert block_mvm_ns(t, four) == pytest.approx(block_mvm_ns(t, block) / 4)
+    assert block_load_ns(t, four, 101) == pytest.approx(26 * 4 * block_mvm_ns(t, four))  # 26 reads, the last part-full
+    assert best_mvm_ns(t, block) == pytest.approx(block_mvm_ns(t, four))
+    # in a mapping: a quarter of the crossbar time, four times the programmed cells
+    laned = m.with_ops([op.with_attrs(lanes=4) if op.kind == "map.block" else op for op in m.ops])
+    a, b = cimc.opt(m, "place,cost").report, cimc.opt(laned, "place,cost").report
+    assert b.period_ns == pytest.approx(a.period_ns * 26 / 101, rel=0.02)
+    assert b.utilization == pytest.approx(4 * a.utilization)
+    assert b.energy_breakdown_nj["adc"] == pytest.approx(a.energy_breakdown_nj["adc"])
+
+
+def test_duplicate_gives_small_heavy_layers_lanes(resnet20_path):
+    one = cimc.compile(resnet20_path, "rnc-128", "lower,partition,duplicate{lanes=false},pack,cost", budget=80)
+    r = cimc.compile(resnet20_path, "rnc-128", "lower,partition,duplicate,pack,cost", budget=80)
+    assert any(op.get("lanes", 1) > 1 for op in r.module.ops if op.kind == "map.block")
+    assert r.period_ns < one.period_ns
+    assert r.period_ns >= r.report.period_lower_bound_ns * (1 - 1e-9)
+
+
 def test_throughput_is_the_busiest_crossbar():
     t = load_target("rram-256")
     r = _one_layer(t, rows=64, cols=8, mvms=50, groups=1, passes="baseline")

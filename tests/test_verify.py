@@ -80,6 +80,16 @@ def test_block_bigger_than_crossbar(placed):
         verify(_replace(placed, i, placed.ops[i].with_attrs(rows=(0, 27))))
 
 
+def test_lanes_must_fit_and_need_the_diagonal_layout(placed):
+    i = _index(placed, lambda op: op.kind == "map.block")
+    with pytest.raises(VerifyError, match="lanes = 0"):
+        verify(_replace(placed, i, placed.ops[i].with_attrs(lanes=0)))
+    with pytest.raises(VerifyError, match="unless the layout is diag"):
+        verify(_replace(placed, i, placed.ops[i].with_attrs(lanes=2, layout="serial")))
+    with pytest.raises(VerifyError, match="more than a 16 x 32"):  # 9 replicas of 8+ rows
+        verify(_replace(placed, i, placed.ops[i].with_attrs(lanes=9)))
+
+
 def test_blocks_must_cover_the_matrix(placed):
     i = _index(placed, lambda op: op.kind == "map.block")
     ops = list(placed.ops)
