@@ -503,30 +503,54 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
     """A period bound for crossbars that cannot share: a block that leaves no room beside it
     for the smallest block of the model (fewer free rows than any block has rows, fewer free
     columns than any has columns) has a crossbar to itself in every packing, and so has every
-    copy of it; the time those crossbars have beyond that block's load is lost. The rest of
-    the work (fixed, however it is copied) shares the other crossbars:
-    P >= (work - work of such blocks) / (budget - their count). Single-pool chips only."""
+    copy of it; the time that crossbar has beyond the block's load w is lost (P - w, or
+    more with copies; negative when copies must split w, which still holds). Pack
+    may instead cut a light one into two column halves that leave room: then the halves'
+    extra reads are work (e). So P x budget >= all work + sum of (P - w) over blocks alone
+    + sum of min(P - w, e) over blocks that could be halved; the least P that meets it
+    (bisection; the right side grows slower than the left). Single-pool chips only."""
     if t.pools:
         return 0.0
     first = [one_lane(b) for bs in blocks.values() for b in bs if b["copy"] == 0]
     if not first:
         return 0.0
     fps = [block_footprint(t, b) for b in first]
-    # pack may halve big light blocks (columns): those halves count, and such blocks are
-    # never alone
-    halves = [splittable_big_block(t, defs[b.operands[0]]["mvms"], b) for b in first]
+    halves = [b.with_attrs(cols=(b["cols"][0], (b["cols"][0] + b["cols"][1]) // 2))
+              if splittable_big_block(t, defs[b.operands[0]]["mvms"], b) else None for b in first]
     min_r = min(fp.rows for fp in fps)
-    min_c = min(block_footprint(t, b.with_attrs(cols=(b["cols"][0], (b["cols"][0] + b["cols"][1]) // 2))).cols
-                if half else fp.cols for b, fp, half in zip(first, fps, halves))
-    work = alone_work = 0.0
-    alone = 0
-    for b, fp, half in zip(first, fps, halves):
-        w = defs[b.operands[0]]["mvms"] * best_mvm_ns(t, b)
+    min_c = min(block_footprint(t, h).cols if h is not None else fp.cols for h, fp in zip(halves, fps))
+
+    def no_room(fp) -> bool:
+        return min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols
+
+    work = 0.0
+    alone, halvable = [], []  # (w) and (w, extra work when halved)
+    for b, fp, h in zip(first, fps, halves):
+        mvms = defs[b.operands[0]]["mvms"]
+        w = mvms * best_mvm_ns(t, b)
         work += w
-        if not half and min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols:
-            alone += 1
-            alone_work += w
-    return (work - alone_work) / (budget - alone) if alone and budget > alone else 0.0
+        if h is not None and not no_room(block_footprint(t, h)):
+            other = h.with_attrs(cols=(h["cols"][1], b["cols"][1]))
+            halvable.append((w, max(0.0, mvms * (block_mvm_ns(t, h) + block_mvm_ns(t, other)) - w)))
+        elif no_room(fp):
+            alone.append(w)
+    if not alone and not halvable or budget <= len(alone):
+        return 0.0
+
+    def short(p: float) -> float:  # > 0: p is too small
+        lost = sum(p - w for w in alone) + sum(min(p - w, e) for w, e in halvable)
+        return work + lost - p * budget
+
+    lo = work / budget  # copies may split any block's load, so nothing higher is known yet
+    if short(lo) <= 0:
+        return lo
+    hi = lo * 2
+    while short(hi) > 0:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if short(mid) > 0 else (lo, mid)
+    return hi
 
 
 def reprogramming_cost(module: Module, blocks: dict, placed: dict) -> dict:
