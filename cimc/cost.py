@@ -45,8 +45,8 @@ from collections import defaultdict
 from itertools import repeat
 
 from cimc.ir import Module, Op
-from cimc.mapping import (WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, pool_target,
-                           splittable_big_block, weight_cells)
+from cimc.mapping import (WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, footprint,
+                           pool_target, splittable_big_block, weight_cells)
 from cimc.ops import DIGITAL_KINDS
 from cimc.report import LayerCost, Report
 
@@ -90,15 +90,17 @@ def best_mvm_ns(target, block: Op) -> float:
     from cimc.mapping import max_lanes
 
     k = max_lanes(target, block)
-    base = one_lane(block)
-    if k == 1:
-        return block_read_ns(target, base)
-    memo = base.__dict__.get("_best_mvm")
-    if memo is None or memo[0] is not target.footprint_memo:
-        memo = (target.footprint_memo, min(block_read_ns(target, base.with_attrs(lanes=n) if n > 1 else base) / n
-                                           for n in range(1, k + 1)))
-        object.__setattr__(base, "_best_mvm", memo)
-    return memo[1]
+    g0, g1 = block["groups"]
+    r0, r1 = block["rows"]
+    c0, c1 = block["cols"]
+    key = ("best", g1 - g0, r1 - r0, c1 - c0, block["layout"], k)
+    best = target.footprint_memo.get(key)
+    if best is None:
+        def read(n: int) -> float:
+            fp = footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, block["layout"])
+            return (fp.reads_per_mvm + target.mvm_fill_reads) * target.read_ns(fp.active_cols)
+        best = target.footprint_memo[key] = min(read(n) / n for n in range(1, k + 1))
+    return best
 
 
 def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
@@ -515,13 +517,23 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
     if not first:
         return 0.0
     fps = [block_footprint(t, b) for b in first]
-    halves = [b.with_attrs(cols=(b["cols"][0], (b["cols"][0] + b["cols"][1]) // 2))
-              if splittable_big_block(t, defs[b.operands[0]]["mvms"], b) else None for b in first]
+
+    def half(b, lo: int, hi: int):  # footprint of a column range of a one-lane block
+        return footprint(t, b["groups"][1] - b["groups"][0], b["rows"][1] - b["rows"][0], hi - lo, b["layout"])
+
+    halves = []  # the two halves' footprints of each block pack may halve, else None
+    for b in first:
+        c0, c1 = b["cols"]
+        halves.append((half(b, c0, (c0 + c1) // 2), half(b, (c0 + c1) // 2, c1))
+                      if splittable_big_block(t, defs[b.operands[0]]["mvms"], b) else None)
     min_r = min(fp.rows for fp in fps)
-    min_c = min(block_footprint(t, h).cols if h is not None else fp.cols for h, fp in zip(halves, fps))
+    min_c = min(h[0].cols if h is not None else fp.cols for h, fp in zip(halves, fps))
 
     def no_room(fp) -> bool:
         return min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols
+
+    def read(fp) -> float:
+        return (fp.reads_per_mvm + t.mvm_fill_reads) * t.read_ns(fp.active_cols)
 
     work = 0.0
     alone, halvable = [], []  # (w) and (w, extra work when halved)
@@ -529,9 +541,8 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
         mvms = defs[b.operands[0]]["mvms"]
         w = mvms * best_mvm_ns(t, b)
         work += w
-        if h is not None and not no_room(block_footprint(t, h)):
-            other = h.with_attrs(cols=(h["cols"][1], b["cols"][1]))
-            halvable.append((w, max(0.0, mvms * (block_mvm_ns(t, h) + block_mvm_ns(t, other)) - w)))
+        if h is not None and not no_room(h[0]):
+            halvable.append((w, max(0.0, mvms * (read(h[0]) + read(h[1])) - w)))
         elif no_room(fp):
             alone.append(w)
     if not alone and not halvable or budget <= len(alone):
@@ -547,7 +558,7 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
     hi = lo * 2
     while short(hi) > 0:
         hi *= 2
-    for _ in range(60):
+    while hi - lo > 1e-9 * hi:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if short(mid) > 0 else (lo, mid)
     return hi

@@ -99,10 +99,14 @@ def max_lanes(target: Target, block) -> int:
     g0, g1 = block["groups"]
     r0, r1 = block["rows"]
     c0, c1 = block["cols"]
-    one = footprint(view, g1 - g0, r1 - r0, c1 - c0, "diag")
-    k = max(1, min(view.xbar_rows // max(one.rows, 1), view.xbar_cols // max(one.cols, 1)))
-    while k > 1 and footprint(view, (g1 - g0) * k, r1 - r0, c1 - c0, "diag").cols > view.xbar_cols:
-        k -= 1  # the offset column is shared: check the real width
+    key = ("lanes", g1 - g0, r1 - r0, c1 - c0)
+    k = view.footprint_memo.get(key)
+    if k is None:
+        one = footprint(view, g1 - g0, r1 - r0, c1 - c0, "diag")
+        k = max(1, min(view.xbar_rows // max(one.rows, 1), view.xbar_cols // max(one.cols, 1)))
+        while k > 1 and footprint(view, (g1 - g0) * k, r1 - r0, c1 - c0, "diag").cols > view.xbar_cols:
+            k -= 1  # the offset column is shared: check the real width
+        view.footprint_memo[key] = k
     return k
 
 

@@ -394,9 +394,9 @@ class DuplicatePass:
             copies, goal_ns, facts = solve_copies(module, infos, budget, self.objective, fill, self.time_limit,
                                                   lane_infos=lane_infos)
             lanes = facts.pop("lanes", {})
+            infos = [lane_infos[i.name][1] if i.name in lanes else i for i in infos]
         module = with_lanes(module, lanes)
         if self.objective == "throughput":
-            infos = layer_infos(module, whole_crossbars=self.compact) if lanes else infos
             copies, goal_ns, facts = _no_faster_than_the_floor(module, infos, copies, goal_ns, facts, self.compact)
         out = with_compact_copies(module, copies) if self.compact else with_copies(module, copies)
         attrs = dict(budget=budget, duplicate_objective=self.objective, duplicate_status=facts["status"],
