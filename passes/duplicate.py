@@ -99,10 +99,11 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     cap_cells = int(fill * budget * t.cells_per_xbar)
     base_cells = sum(i.cells for i in infos)
     if base_cells > budget * t.cells_per_xbar or sum(i.big_blocks for i in infos) > budget:
+        big = sum(i.big_blocks for i in infos)
         raise Infeasible(f"model '{module.name}': one copy of every layer needs {base_cells:,} cells "
-                         f"({math.ceil(base_cells / t.cells_per_xbar)} crossbars at best) and "
-                         f"{sum(i.big_blocks for i in infos)} crossbars to itself for blocks over half a crossbar, "
-                         f"more than a budget of {budget} crossbars; raise the budget.")
+                         f"({math.ceil(base_cells / t.cells_per_xbar)} crossbars at best)"
+                         + (f" and {big} crossbars to itself for blocks over half a crossbar" if big else "")
+                         + f", more than a budget of {budget} crossbars; raise the budget.")
     if check_only:  # the budget holds one copy of everything
         return {}, 0.0, {}
     if base_cells > cap_cells:  # no room for any copy: one each, and pack decides whether that fits
