@@ -399,7 +399,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"],
                                     len(bs) * (op.get("copies") or 1),
                                     c, n_xbars, latency, energy_pj * 1e-3, energy_breakdown_nj=_nj(parts),
-                                    area_mm2=area, buffer_ns=buffer_ns, network_ns=network_ns))
+                                    area_mm2=area, buffer_ns=buffer_ns, network_ns=network_ns,
+                                    lanes=max((b.get("lanes", 1) for b in bs), default=1)))
         else:
             ops = op["ops"] if op.kind in DIGITAL_KINDS else 0
             digital_ops_total += ops

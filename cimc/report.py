@@ -35,6 +35,7 @@ class LayerCost:
     area_mm2: float = 0.0  # its share of the crossbars it uses (array, periphery, ADCs), by cells held
     buffer_ns: float = 0.0  # its inputs and output through the tile buffer
     network_ns: float = 0.0  # its data between tiles (bytes over one link, plus the hops)
+    lanes: int = 1  # replicas each of its blocks holds on a crossbar's diagonal (the most of any copy)
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,9 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
     head = f"{'layer':<{w}} {'op':<18} {'matrix':>13} {'groups':>6} {'mvms':>7} {'blocks':>6} {'copies':>6} {'xbars':>5} {'latency':>11} {'energy':>11}"
     lines += [head, "-" * len(head)]
     for layer in shown:
+        copies = f"{layer.copies}x{layer.lanes}" if layer.lanes > 1 else f"{layer.copies}"
         lines.append(f"{layer.name[:w]:<{w}} {layer.op:<18} {f'{layer.rows}x{layer.cols}':>13} {layer.groups:>6} "
-                     f"{layer.mvms:>7} {layer.blocks:>6} {layer.copies:>6} {layer.crossbars:>5} "
+                     f"{layer.mvms:>7} {layer.blocks:>6} {copies:>6} {layer.crossbars:>5} "
                      f"{layer.latency_ns / 1e3:>8.2f} us {layer.energy_nj:>8.2f} nJ")
     if len(shown) < len(weight_layers):
         lines.append(f"... {len(weight_layers) - len(shown)} more weight layers (see --report JSON)")
