@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, splittable_big_block, block_footprint, require_blocks
+from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks, splittable_big_block
 from cimc.passes.maxrects import Crossbar
 
 EPS = 1e-6
