@@ -62,10 +62,14 @@ def block_share(block: Op, mvms: int, copies: int) -> int:
     return share if share is not None else copy_share(mvms, copies, block["copy"])
 
 
+def footprint_read_ns(target, fp) -> float:
+    """Time of the reads that make one MVM on a block of footprint `fp`."""
+    return (fp.reads_per_mvm + target.mvm_fill_reads) * target.read_ns(fp.active_cols)
+
+
 def block_read_ns(target, block: Op) -> float:
     """Time of the reads that make one MVM of the block (of each of its lanes at once)."""
-    fp = block_footprint(target, block)
-    return (fp.reads_per_mvm + target.mvm_fill_reads) * target.read_ns(fp.active_cols)
+    return footprint_read_ns(target, block_footprint(target, block))
 
 
 def block_mvm_ns(target, block: Op) -> float:
@@ -96,10 +100,9 @@ def best_mvm_ns(target, block: Op) -> float:
     key = ("best", g1 - g0, r1 - r0, c1 - c0, block["layout"], k)
     best = target.footprint_memo.get(key)
     if best is None:
-        def read(n: int) -> float:
-            fp = footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, block["layout"])
-            return (fp.reads_per_mvm + target.mvm_fill_reads) * target.read_ns(fp.active_cols)
-        best = target.footprint_memo[key] = min(read(n) / n for n in range(1, k + 1))
+        best = target.footprint_memo[key] = min(
+            footprint_read_ns(target, footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, block["layout"])) / n
+            for n in range(1, k + 1))
     return best
 
 
@@ -533,9 +536,6 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
     def no_room(fp) -> bool:
         return min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols
 
-    def read(fp) -> float:
-        return (fp.reads_per_mvm + t.mvm_fill_reads) * t.read_ns(fp.active_cols)
-
     work = 0.0
     alone, halvable = [], []  # (w) and (w, extra work when halved)
     for b, fp, h in zip(first, fps, halves):
@@ -543,7 +543,7 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
         w = mvms * best_mvm_ns(t, b)
         work += w
         if h is not None and not no_room(h[0]):
-            halvable.append((w, max(0.0, mvms * (read(h[0]) + read(h[1])) - w)))
+            halvable.append((w, max(0.0, mvms * (footprint_read_ns(t, h[0]) + footprint_read_ns(t, h[1])) - w)))
         elif no_room(fp):
             alone.append(w)
     if not alone and not halvable or budget <= len(alone):
