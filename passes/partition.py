@@ -9,7 +9,8 @@ choose, by `grouped`:
 - "per-group": every group in its own blocks (diag with one group per block);
 - "auto" (default): of diag and serial, the one with the smaller crossbars x reads
   product, then the fewer crossbars.
-Existing map.* and cost.* ops are dropped: partition starts a mapping afresh.
+Existing map.* and cost.* ops (and the layers' `copies` and `partition_*`) are dropped:
+partition starts a mapping afresh.
 
 On a target with several crossbar pools (target key `pools`), each layer goes to one pool
 (`pool`): "auto" (default) takes, layers in decreasing size, the pool whose crossbars its
@@ -33,8 +34,9 @@ def _cuts(n: int, limit: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + limit, n)) for lo in range(0, n, limit)]
 
 
-def _plan(target: Target, groups: int, rows: int, cols: int, layout: str, max_groups: int | None = None):
-    """Blocks (groups range, rows range, cols range, layout) for one layer in one layout."""
+def plan_blocks(target: Target, groups: int, rows: int, cols: int, layout: str, max_groups: int | None = None):
+    """Blocks (groups range, rows range, cols range, layout) for one layer in one layout,
+    at most `max_groups` groups per block."""
     col_limit = max_cols_per_block(target)
     row_cuts, col_cuts = _cuts(rows, target.xbar_rows), _cuts(cols, col_limit)
     # groups per block: as many as fit the crossbar in this layout
@@ -49,20 +51,43 @@ def _plan(target: Target, groups: int, rows: int, cols: int, layout: str, max_gr
             for g0 in range(0, groups, per) for r in row_cuts for c in col_cuts]
 
 
+def all_layouts(target: Target, groups: int, rows: int, cols: int) -> list[list]:
+    """Every block plan cimc's passes may give a grouped layer whose groups each fit one
+    block: on the diagonal and serial, with the most groups a crossbar takes per block and
+    halved down to one (one group per serial block is the diagonal's one). [] when a group
+    needs several blocks (or there is one group)."""
+    from cimc.mapping import max_cols_per_block
+
+    if groups < 2 or rows > target.xbar_rows or cols > max_cols_per_block(target):
+        return []
+    plans, seen = [], set()
+    for layout in ("diag", "serial"):
+        per = plan_blocks(target, groups, rows, cols, layout)[0][0]
+        per = per[1] - per[0]
+        while per >= (1 if layout == "diag" else 2):
+            plan = plan_blocks(target, groups, rows, cols, layout, max_groups=per)
+            key = tuple((g, lay) for g, _, _, lay in plan)
+            if key not in seen:
+                seen.add(key)
+                plans.append(plan)
+            per = per // 2 if per > 1 else 0
+    return plans
+
+
 def choose_layout(target: Target, groups: int, rows: int, cols: int, grouped: str) -> list:
     if groups == 1 or grouped == "diag":
-        return _plan(target, groups, rows, cols, "diag")
+        return plan_blocks(target, groups, rows, cols, "diag")
     if grouped == "per-group":
-        return _plan(target, groups, rows, cols, "diag", max_groups=1)
+        return plan_blocks(target, groups, rows, cols, "diag", max_groups=1)
     if grouped == "serial":
-        return _plan(target, groups, rows, cols, "serial")
+        return plan_blocks(target, groups, rows, cols, "serial")
 
     def score(plan):
         reads = max(footprint(target, g[1] - g[0], r[1] - r[0], c[1] - c[0], lay).reads_per_mvm
                     for g, r, c, lay in plan)
         return (len(plan) * reads, len(plan))
 
-    return min((_plan(target, groups, rows, cols, lay) for lay in ("diag", "serial")), key=score)
+    return min((plan_blocks(target, groups, rows, cols, lay) for lay in ("diag", "serial")), key=score)
 
 
 def xbar_area_um2(view: Target) -> float:
@@ -121,6 +146,8 @@ class PartitionPass:
         for op in module.ops:
             if op.namespace in ("map", "cost"):
                 continue
+            if op.kind in WEIGHT_KINDS and (op.get("copies") is not None or op.get("partition_layout") is not None):
+                op = op.with_attrs(copies=None, partition_layout=None, partition_groups=None)  # a mapping's
             ops.append(op)
             if op.result not in plans:
                 continue
