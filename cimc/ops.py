@@ -63,7 +63,11 @@ def _check_weight(op, defs, target):
     err = _check_shape(op, defs, target)
     if err:
         return err
-    for key in ("rows", "cols", "groups", "mvms", "copies"):
+    if op.get("partition_layout") not in (None, "diag", "serial"):
+        return f"partition_layout = '{op['partition_layout']}' must be diag or serial"
+    if (op.get("partition_layout") is None) != (op.get("partition_groups") is None):
+        return "partition_layout and partition_groups go together"
+    for key in ("rows", "cols", "groups", "mvms", "copies", "partition_groups"):
         v = op.get(key)
         if v is not None and (v <= 0 if key != "mvms" else v < 0):
             return f"'{key}' = {v} must be positive"
@@ -140,8 +144,10 @@ _CONV = {**_SHAPE, "in_channels": "int", "out_channels": "int", "kernel": "ints"
 # of copy 0 stands for that many, each on a crossbar of its own; pack and place expand them
 # input_density: how hard the inputs drive the rows, 0..1 of every row in every read (measured
 # by `cimc eval`); the cost model scales row and array energy by it (default 1)
+# partition_layout, partition_groups: where duplicate gave a grouped layer another layout,
+# the partition's (layout, groups per block): the cost model's baseline is the partition's
 _MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str", "copies": "int",
-           "input_density": "float"}
+           "input_density": "float", "partition_layout": "str", "partition_groups": "int"}
 _DIGITAL_REQ = {**_SHAPE, "fn": "str", "ops": "int"}
 _DIGITAL_OPT = {"onnx": "str", "known": "bool", "axis": "int", "index": "int",
                 # window of a pooling op (the schedule reads which input rows an output row needs)
