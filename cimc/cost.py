@@ -106,6 +106,64 @@ def best_mvm_ns(target, block: Op) -> float:
     return best
 
 
+def _shapes(plan) -> dict[tuple, int]:
+    """Block shapes (groups, rows range, cols range, layout) of a plan, with their counts."""
+    shapes: dict[tuple, int] = {}
+    for g, r, c, lay in plan:
+        key = (g[1] - g[0], r, c, lay)
+        shapes[key] = shapes.get(key, 0) + 1
+    return shapes
+
+
+def _shape_block(layer: str, shape) -> Op:
+    n, r, c, lay = shape
+    return Op.make("map.block", None, [layer], copy=0, groups=(0, n), rows=r, cols=c, layout=lay)
+
+
+def layout_family(view, op: Op) -> tuple[float, float, float, int, int] | None:
+    """Over every layout the passes may give a grouped layer (`partition.all_layouts`), the
+    least of: block-read work per MVM of the layer (best lanes), its longest block's time
+    per MVM (best lanes), its longest block's MVM with one lane; and the fewest rows and
+    columns of a block. None for layers with one layout. Bounds use these, so they hold
+    whichever layout duplicate picks."""
+    from cimc.passes.partition import all_layouts
+
+    key = ("family", op["groups"], op["rows"], op["cols"])
+    memo = view.footprint_memo
+    if key not in memo:
+        figures = None
+        plans = all_layouts(view, op["groups"], op["rows"], op["cols"])
+        if plans:
+            work, longest, one, rows, cols = [], [], [], [], []
+            for plan in plans:
+                shapes = _shapes(plan)
+                blocks = {sh: _shape_block(op.result, sh) for sh in shapes}
+                best = {sh: best_mvm_ns(view, b) for sh, b in blocks.items()}
+                work.append(sum(n * best[sh] for sh, n in shapes.items()))
+                longest.append(max(best.values()))
+                one.append(max(block_mvm_ns(view, b) for b in blocks.values()))
+                fps = [block_footprint(view, b) for b in blocks.values()]
+                rows.append(min(f.rows for f in fps))
+                cols.append(min(f.cols for f in fps))
+            figures = (min(work), min(longest), min(one), min(rows), min(cols))
+        memo[key] = figures
+    return memo[key]
+
+
+def partition_mvm_ns(view, op: Op, first: list) -> float:
+    """The longest one-lane block MVM of the layer as partitioned: its blocks, or, where
+    duplicate gave it another layout, the partition's (`partition_layout`, `partition_groups`
+    per block)."""
+    layout = op.get("partition_layout")
+    if layout is not None:
+        from cimc.passes.partition import plan_blocks
+
+        per = op["partition_groups"]
+        plan = plan_blocks(view, op["groups"], op["rows"], op["cols"], layout, max_groups=per)
+        return max(block_mvm_ns(view, _shape_block(op.result, sh)) for sh in _shapes(plan))
+    return max((block_mvm_ns(view, b) for b in first), default=0.0)
+
+
 def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
     """Energy (pJ) of one MVM of a block: (DACs and row periphery, the array, the ADCs).
     Every row is driven once per input digit, also when the rows are read in parts; every
@@ -343,6 +401,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     total_energy_pj = 0.0
     totals = dict.fromkeys(COMPONENTS, 0.0)
     cells_one_copy = cells_all = 0
+    families: dict[str, tuple] = {}  # grouped layers with several layouts: `layout_family`
     block_read_work_ns = 0.0  # one copy of every block, all MVMs: invariant under duplication
     longest_mvm_ns = 0.0
     base_period_ns = 0.0
@@ -375,7 +434,11 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             replicas = sum(lanes_per_copy.values()) * (op.get("copies") or 1) if lanes_per_copy else c
             cells_all += cells * replicas
             first = [one_lane(b) for b in bs if b["copy"] == 0]  # the baseline's blocks: one lane
-            mvm_ns = max((block_mvm_ns(t, b) for b in first), default=0.0)
+            view = pool_target(t, first[0]) if first else t
+            mvm_ns = partition_mvm_ns(view, op, first)
+            family = layout_family(view, op) if first else None
+            if family is not None:
+                families[op.result] = family
             compute_ns = max(layer_xbar_load.get(op.result, {}).values(), default=0.0)
             for k, v in layer_energy_pj.get(op.result, {}).items():
                 parts[k] += v
@@ -384,11 +447,14 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                 parts["digital"] += (row_blocks - 1) * op["mvms"] * op["groups"] * op["cols"] * t.digital_op_pj
                 # bounds hold whatever lanes a mapping gives a block: its fastest per MVM
                 best = [best_mvm_ns(t, b) for b in first]
-                block_read_work_ns += op["mvms"] * sum(best)
-                longest_mvm_ns = max(longest_mvm_ns, max(best))
+                work, longest = sum(best), max(best)
+                if family is not None:  # any layout the passes may give it
+                    work, longest = min(work, family[0]), min(longest, family[1])
+                block_read_work_ns += op["mvms"] * work
+                longest_mvm_ns = max(longest_mvm_ns, longest)
                 base_period_ns = max(base_period_ns, op["mvms"] * mvm_ns)
             latency = max(compute_ns, traffic_ns)
-            bound_ns[op.result] = mvm_ns
+            bound_ns[op.result] = min(mvm_ns, family[2]) if family is not None else mvm_ns
             base_ns[op.result] = max(op["mvms"] * mvm_ns, traffic_ns)
             n_xbars = len(layer_xbar_load.get(op.result, {}))
             energy_pj = sum(parts.values())
@@ -445,7 +511,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                     "buffer": buffer_bound_ns, "network": network_period}
     period_ns = max(max(period_parts.values()), 1e-9)
     period_set_by = max(period_parts, key=lambda k: period_parts[k])
-    period_bound_ns = max(block_read_work_ns / budget, _shared_work_bound(t, blocks, defs, budget), longest_mvm_ns,
+    period_bound_ns = max(block_read_work_ns / budget, _shared_work_bound(t, blocks, defs, budget, families), longest_mvm_ns,
                           digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
                           float(module.get("period_bound_ns", 0.0)), buffer_bound_ns, 1e-9)
     base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)),
@@ -505,7 +571,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         reprogramming=reprogramming, layers=tuple(layers))
 
 
-def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
+def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict | None = None) -> float:
     """A period bound for crossbars that cannot share: a block that leaves no room beside it
     for the smallest block of the model (fewer free rows than any block has rows, fewer free
     columns than any has columns) has a crossbar to itself in every packing, and so has every
@@ -514,11 +580,14 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
     may instead cut a light one into two column halves that leave room: then the halves'
     extra reads are work (e). So P x budget >= all work + sum of (P - w) over blocks alone
     + sum of min(P - w, e) over blocks that could be halved; the least P that meets it
-    (bisection; the right side grows slower than the left). Single-pool chips only."""
+    (bisection; the right side grows slower than the left). Grouped layers that may take
+    other layouts count with their least work and smallest blocks, never alone
+    (`families`: `layout_family` per layer). Single-pool chips only."""
     if t.pools:
         return 0.0
-    first = [one_lane(b) for bs in blocks.values() for b in bs if b["copy"] == 0]
-    if not first:
+    families = families or {}
+    first = [one_lane(b) for bs in blocks.values() for b in bs if b["copy"] == 0 and b.operands[0] not in families]
+    if not first and not families:
         return 0.0
     fps = [block_footprint(t, b) for b in first]
 
@@ -530,13 +599,14 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int) -> float:
         c0, c1 = b["cols"]
         halves.append((half(b, c0, (c0 + c1) // 2), half(b, (c0 + c1) // 2, c1))
                       if splittable_big_block(t, defs[b.operands[0]]["mvms"], b) else None)
-    min_r = min(fp.rows for fp in fps)
-    min_c = min(h[0].cols if h is not None else fp.cols for h, fp in zip(halves, fps))
+    min_r = min([fp.rows for fp in fps] + [f[3] for f in families.values()])
+    min_c = min([h[0].cols if h is not None else fp.cols for h, fp in zip(halves, fps)]
+                + [f[4] for f in families.values()])
 
     def no_room(fp) -> bool:
         return min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols
 
-    work = 0.0
+    work = sum(defs[name]["mvms"] * f[0] for name, f in families.items())
     alone, halvable = [], []  # (w) and (w, extra work when halved)
     for b, fp, h in zip(first, fps, halves):
         mvms = defs[b.operands[0]]["mvms"]
