@@ -28,6 +28,7 @@ from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks, splittab
 from cimc.passes.maxrects import Crossbar
 
 EPS = 1e-6
+ANY_ROOM_SCAN = 256  # crossbars a heavy block looks through for room once all are open
 
 
 @dataclass
@@ -192,12 +193,12 @@ class PackPass:
         into the budget (`_waterfill`): the period grows geometrically from the bound until
         a packing fits, then a bisection between the last failure and the first success;
         `search_steps` attempts at most. Each attempt tries the blocks as partitioned, with
-        big light blocks halved, and (when duplicate gave blocks lanes) both without lanes."""
-        from cimc.passes.duplicate import layer_infos, with_copies, with_lanes
+        big light blocks halved, (when duplicate gave blocks lanes) both without lanes, and
+        (when duplicate gave grouped layers other layouts) both in the partition's layouts."""
+        from cimc.passes.duplicate import as_partitioned, layer_infos, with_copies, with_lanes
 
         t = module.target
         infos = layer_infos(module)
-        hi = max(max(i.mvms * i.mvm_ns for i in infos), period)
         split_module = split_big_light_blocks(module)
         split_infos = layer_infos(split_module) if split_module is not module else None
         steps = 0
@@ -208,6 +209,14 @@ class PackPass:
             plain_split = split_big_light_blocks(plain)
             variants += [(plain, layer_infos(plain))] + (
                 [(plain_split, layer_infos(plain_split))] if plain_split is not plain else [])
+        original = as_partitioned(plain)
+        if original is not plain:  # duplicate's other layouts make more, smaller blocks: may pack worse
+            original_split = split_big_light_blocks(original)
+            variants += [(original, layer_infos(original))] + (
+                [(original_split, layer_infos(original_split))] if original_split is not original else [])
+
+        # one copy of every layer within the period: the most any variant needs
+        hi = max([period] + [i.mvms * i.mvm_ns for _, these in variants for i in these])
 
         def attempt(p: float):
             """(plan, module it refers to, period) or None. Tried as partitioned, and with
@@ -364,7 +373,10 @@ class PackPass:
         in cells and time. Then the heavy layers, largest blocks first, are poured into the
         time left: each new copy goes where the most time is left and the blocks fit, and
         takes as many MVMs (its `share`) as that time allows; a crossbar is opened only when
-        no open one would take a tenth of a crossbar's time of it.
+        no open one would take a tenth of a crossbar's time of it. Once every crossbar of
+        the budget is open, a light block past its crossbars' light share goes into any
+        crossbar it fits (least room and time left after it), and a heavy block that fits
+        none of the crossbars with the most time left tries every crossbar, most time first.
         """
         cells = t.cells_per_xbar
         bins: list[Crossbar] = []
@@ -436,6 +448,19 @@ class PackPass:
                 left = (cells - bins[j].used_cells - fp.cells) / cells + (period - load[j] - need) / period
                 if best is None or (left, spot[0], j) < best[0]:
                     best = ((left, spot[0], j), j, spot[1], spot[2])
+            if best is None and len(bins) >= budget:
+                # no crossbar left to open: past the light share, into any crossbar it fits
+                for j in range(len(bins)):
+                    if load[j] + need > period * (1 + EPS) or not may_hold(j, i.name, 0):
+                        continue
+                    if bins[j].used_cells + fp.cells > cells:
+                        continue
+                    spot = bins[j].fit(fp.rows, fp.cols)
+                    if spot is None:
+                        continue
+                    left = (cells - bins[j].used_cells - fp.cells) / cells + (period - load[j] - need) / period
+                    if best is None or (left, spot[0], j) < best[0]:
+                        best = ((left, spot[0], j), j, spot[1], spot[2])
             if best is None:
                 j = new_bin()
                 if j is None:
@@ -451,6 +476,8 @@ class PackPass:
             if bins[j].used_cells >= 0.97 * light_cap and j in light_open:
                 light_open.remove(j)
             where[b.result] = (j, r, c)
+        nowhere: set[tuple[int, int]] = set()  # block shapes no crossbar looked at had room for
+        misfit: dict[tuple[int, int], set[int]] = defaultdict(set)  # shape -> crossbars without room for it
         for i in sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), i.name)):
             remaining, copy = i.mvms, 0
             shares[i.name] = []
@@ -472,6 +499,11 @@ class PackPass:
                         if spot is not None and (best is None or (-room, spot[0], j) < best[0]):
                             best = ((-room, spot[0], j), j, spot[1], spot[2], room)
                     least = min(remaining, max(1, int(period / tb / 10)))
+                    if best is None and len(bins) >= budget and (fp.rows, fp.cols) not in nowhere:
+                        best = self._any_room(bins, load, heap, period, min_mvm_ns, fp, tb, chosen, misfit,
+                                              lambda j: may_hold(j, i.name, copy))
+                        if best is None:
+                            nowhere.add((fp.rows, fp.cols))  # not looked for again in this packing
                     if best is None or best[4] < least:
                         j = new_bin()
                         if j is None:
@@ -501,6 +533,41 @@ class PackPass:
         if relieve:
             self._relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light)
         return {"bins": len(bins), "where": where, "shares": shares}
+
+    @staticmethod
+    def _any_room(bins, load, heap, period, min_mvm_ns, fp, tb, chosen, misfit, may_hold):
+        """The crossbar with the most time left that has room for a block of footprint `fp`
+        taking `tb` per MVM (with this copy's blocks already `chosen` there), as a candidate
+        (key, crossbar, row, col, MVMs it has time for); None if there is none. Walks the
+        load heap in order; crossbars without room for the shape are remembered in `misfit`
+        (a crossbar's free space only shrinks). Looks at `ANY_ROOM_SCAN` crossbars at most."""
+        cells = bins[0].rows * bins[0].cols if bins else 0
+        shape = (fp.rows, fp.cols)
+        seen: list[int] = []
+        best = None
+        while heap and len(seen) < ANY_ROOM_SCAN:
+            ld, j = heapq.heappop(heap)
+            if ld != load[j] or j in seen:
+                continue  # stale
+            if bins[j].used_cells >= cells or period - ld < min_mvm_ns:
+                continue  # full, or without time for one more MVM: dropped for good
+            seen.append(j)
+            room = int((period * (1 + EPS) - ld) // (chosen.get(j, 0.0) + tb))
+            if room < 1:
+                if j in chosen:
+                    continue
+                break  # in load order: the rest have no more time
+            if j in misfit[shape] or bins[j].used_cells + fp.cells > cells or not may_hold(j):
+                continue
+            spot = bins[j].fit(fp.rows, fp.cols)
+            if spot is None:
+                misfit[shape].add(j)
+                continue
+            best = ((-room, spot[0], j), j, spot[1], spot[2], room)
+            break
+        for j in seen:
+            heapq.heappush(heap, (load[j], j))
+        return best
 
     @staticmethod
     def _relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light=(),
