@@ -336,11 +336,13 @@ def test_pipelines_on_a_chip_with_crossbar_pools_keep_every_invariant(model, poo
         r = cimc.compile(model, target, passes)
     except Infeasible:
         # only when one copy of the layers a pool holds needs more cells than that pool has
+        # (the fast pipeline: more blocks than it has crossbars, each block having its own)
         base = cimc.compile(model, target, "baseline").module
         cells = defaultdict(int)
         for op in base.ops:
             if op.kind == "map.block":
-                cells[op["pool"]] += block_footprint(target, op).cells
+                cells[op["pool"]] += target.pool(op["pool"]).cells_per_xbar if passes == "fast" \
+                    else block_footprint(target, op).cells
         assert any(c > target.pool(p).cells_per_xbar * target.pool_list[p][2] * target.tiles * 0.97
                    for p, c in cells.items()), dict(cells)
         return
@@ -454,3 +456,76 @@ def test_compile_reports_the_cost_pass_figures(resnet20_path):
     fresh = cimc.report(r.module)
     a, b = dataclasses.asdict(r.report), dataclasses.asdict(fresh)
     assert {k for k in a if a[k] != b[k]} <= {"compile_s", "passes"}
+
+
+def test_other_layouts_map_budgets_the_partitions_cannot(mobilenet_path):
+    """Depthwise layers on the diagonal leave most of their footprint empty. Where the
+    budget cannot hold that, duplicate gives them another layout (fewer groups per block,
+    or serial) and records the partition's; turned off, the same budget is refused."""
+    from cimc.cost import block_mvm_ns, partition_mvm_ns
+
+    base = cimc.compile(mobilenet_path, "rram-256", "baseline")
+    budget = base.crossbars_lower_bound + 3
+    with pytest.raises(Infeasible, match="raise the budget"):
+        cimc.compile(mobilenet_path, "rram-256", "lower,partition,duplicate{layouts=false},pack,schedule,cost",
+                     budget=budget)
+    r = cimc.compile(mobilenet_path, "rram-256", budget=budget)
+    check_mapping(r, budget)
+    assert "in another layout" in r.report.solver["duplicate_status"]
+    assert cimc.parse(r.text()) == r.module
+    # the baseline a speedup is measured against is the partition's layout, not duplicate's
+    part = cimc.compile(mobilenet_path, "rram-256", "lower,partition").module
+    t = part.target
+    changed = [op for op in r.module.ops if op.get("partition_layout") is not None]
+    assert changed
+    for op in changed:
+        mine = [b for b in part.ops if b.kind == "map.block" and b.operands[0] == op.result]
+        now = [b for b in r.module.ops if b.kind == "map.block" and b.operands[0] == op.result and b["copy"] == 0]
+        assert (op["partition_layout"], op["partition_groups"]) == (mine[0]["layout"], mine[0]["groups"][1])
+        assert [(b["groups"], b["layout"]) for b in now] != [(b["groups"], b["layout"]) for b in mine]
+        assert partition_mvm_ns(t, op, []) == max(block_mvm_ns(t, b) for b in mine)
+    # partition starts afresh: the layouts' record goes with the mapping
+    again = cimc.opt(r.module, "partition")
+    assert not any(op.get("partition_layout") for op in again.module.ops)
+
+
+def test_the_fewest_cells_solve_is_a_valid_model(resnet20_path, mobilenet_path):
+    """duplicate's second solve (same period, fewest cells) must be a model CP-SAT accepts:
+    it once carried the first solve's hints twice, was rejected, and the first answer was
+    kept without a word."""
+    from cimc.passes.duplicate import DuplicatePass, layer_infos, solve_copies
+
+    for path in (resnet20_path, mobilenet_path):
+        m = cimc.compile(path, "rnc-128", "lower,partition").module
+        budget = 2 * cimc.compile(path, "rnc-128", "baseline").crossbars_used
+        alternatives, _ = DuplicatePass()._alternatives(m, layouts=True)
+        _, _, facts = solve_copies(m, layer_infos(m), budget, "throughput", 0.97, 10.0, alternatives=alternatives)
+        assert facts["second_status"] in ("OPTIMAL", "FEASIBLE")
+
+
+def test_water_filling_puts_light_blocks_past_their_share_when_crossbars_run_out():
+    """Light blocks (many cells, little time) are spread so that each crossbar keeps room
+    for heavy copies; when that share cannot hold them all within the budget, the rest go
+    wherever they fit, and the heavy layer's copies still find the crossbars' time."""
+    from cimc.ir import Op
+    from cimc.passes.duplicate import layer_info
+    from cimc.passes.pack import PackPass
+
+    t = cimc.load_target("rram-128", {"xbar_rows": 8, "xbar_cols": 8, "xbars_per_tile": 4, "tiles": 1,
+                                      "cell_bits": 8, "signed_weights": "bias"})
+    light = Op.make("nn.matmul", "L", [], mvms=1)
+    heavy = Op.make("nn.matmul", "H", [], mvms=100)
+    lb = [Op.make("map.block", f"L.b{i}", ["L"], copy=0, groups=(0, 1), rows=(0, 8), cols=(4 * i, 4 * i + 4),
+                  layout="diag") for i in range(6)]  # six halves of a crossbar: 3/4 of the budget's cells
+    hb = [Op.make("map.block", "H.b0", ["H"], copy=0, groups=(0, 1), rows=(0, 2), cols=(0, 2), layout="diag")]
+    infos = [layer_info(t, light, lb), layer_info(t, heavy, hb)]
+    period = 100 * infos[1].mvm_ns / 1.5  # the heavy layer needs 1.5 crossbars' time
+    plan = PackPass()._waterfill(t, infos, period, 4, {})
+    assert plan is not None and plan["bins"] <= 4
+    assert sum(plan["shares"]["H"]) == 100
+    load = defaultdict(float)
+    for b in lb:
+        load[plan["where"][b.result][0]] += infos[0].mvm_ns
+    for copy, share in enumerate(plan["shares"]["H"]):
+        load[plan["where"]["H.b0" if copy == 0 else f"H.c{copy}.b0"][0]] += share * infos[1].mvm_ns
+    assert max(load.values()) <= period * (1 + 1e-6)
