@@ -264,7 +264,7 @@ class PackPass:
         plan, base, p = found
         these = next(v for b, v in variants if b is base)
         if self.slack > 0:  # a slower period, for the fewest crossbars that take it
-            slower = self._waterfill(t, these, p * (1 + self.slack), budget, neighbours)
+            slower = self._fewest_crossbars(t, these, p * (1 + self.slack), budget, neighbours)
             if slower is not None and slower["bins"] < plan["bins"]:
                 plan, p, budget = slower, p * (1 + self.slack), slower["bins"]
             else:
@@ -292,6 +292,25 @@ class PackPass:
             bins, method = [None] * len(items), "one block per crossbar (no better packing found)"
         m = m.with_ops(m.ops, period_target_ns=cap)
         return m, items, bins, where, cap, method
+
+    def _fewest_crossbars(self, t, infos, period: float, budget: int, neighbours: dict):
+        """The water-filling plan within `period` on the fewest crossbars: water-filling
+        spreads light blocks over the crossbars it is given, so fewer are found by
+        bisection on that number, from what one copy's cells and all the work need."""
+        best = self._waterfill(t, infos, period, budget, neighbours)
+        if best is None:
+            return None
+        cells = sum(i.cells for i in infos) / t.cells_per_xbar
+        work = sum(i.mvms * i.sum_mvm_ns for i in infos) / period
+        lo, hi = max(1, math.ceil(max(cells, work) * (1 - 1e-9))) - 1, best["bins"]  # lo: none fit
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            got = self._waterfill(t, infos, period, mid, neighbours)
+            if got is None:
+                lo = mid
+            else:
+                best, hi = got, got["bins"]
+        return best
 
     def _one_copy_each(self, module: Module, split_module: Module | None, budget: int, neighbours: dict):
         """One copy of every layer, packed in as short a period as the budget allows: with
