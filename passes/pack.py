@@ -28,7 +28,6 @@ from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks, splittab
 from cimc.passes.maxrects import Crossbar
 
 EPS = 1e-6
-ANY_ROOM_SCAN = 256  # crossbars a heavy block looks through for room once all are open
 
 
 @dataclass
@@ -398,6 +397,8 @@ class PackPass:
         none of the crossbars with the most time left tries every crossbar, most time first.
         """
         cells = t.cells_per_xbar
+        if sum(i.cells for i in infos) > budget * cells or sum(i.mvms * i.sum_mvm_ns for i in infos) > budget * period:
+            return None  # one copy's cells, or all the work, exceed the budget
         bins: list[Crossbar] = []
         load: list[float] = []
         count: list[int] = []
@@ -495,9 +496,13 @@ class PackPass:
             if bins[j].used_cells >= 0.97 * light_cap and j in light_open:
                 light_open.remove(j)
             where[b.result] = (j, r, c)
-        nowhere: set[tuple[int, int]] = set()  # block shapes no crossbar looked at had room for
-        misfit: dict[tuple[int, int], set[int]] = defaultdict(set)  # shape -> crossbars without room for it
-        for i in sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), i.name)):
+        shape_heaps: dict[tuple[int, int], list] = {}  # for `_any_room`
+        heavy = sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), i.name))
+        work_left = sum(i.mvms * i.sum_mvm_ns for i in heavy)
+        for i in heavy:
+            if work_left > (budget * period - sum(load)) * (1 + EPS):
+                return None  # the heavy work left exceeds the time left on the budget
+            work_left -= i.mvms * i.sum_mvm_ns
             remaining, copy = i.mvms, 0
             shares[i.name] = []
             times = {b.result: block_mvm_ns(t, b) for b in i.blocks}
@@ -518,11 +523,9 @@ class PackPass:
                         if spot is not None and (best is None or (-room, spot[0], j) < best[0]):
                             best = ((-room, spot[0], j), j, spot[1], spot[2], room)
                     least = min(remaining, max(1, int(period / tb / 10)))
-                    if best is None and len(bins) >= budget and (fp.rows, fp.cols) not in nowhere:
-                        best = self._any_room(bins, load, heap, period, min_mvm_ns, fp, tb, chosen, misfit,
+                    if best is None and len(bins) >= budget:
+                        best = self._any_room(bins, load, period, fp, tb, chosen, shape_heaps,
                                               lambda j: may_hold(j, i.name, copy))
-                        if best is None:
-                            nowhere.add((fp.rows, fp.cols))  # not looked for again in this packing
                     if best is None or best[4] < least:
                         j = new_bin()
                         if j is None:
@@ -554,38 +557,40 @@ class PackPass:
         return {"bins": len(bins), "where": where, "shares": shares}
 
     @staticmethod
-    def _any_room(bins, load, heap, period, min_mvm_ns, fp, tb, chosen, misfit, may_hold):
+    def _any_room(bins, load, period, fp, tb, chosen, heaps, may_hold):
         """The crossbar with the most time left that has room for a block of footprint `fp`
         taking `tb` per MVM (with this copy's blocks already `chosen` there), as a candidate
-        (key, crossbar, row, col, MVMs it has time for); None if there is none. Walks the
-        load heap in order; crossbars without room for the shape are remembered in `misfit`
-        (a crossbar's free space only shrinks). Looks at `ANY_ROOM_SCAN` crossbars at most."""
-        cells = bins[0].rows * bins[0].cols if bins else 0
+        (key, crossbar, row, col, MVMs it has time for); None if there is none. Each block
+        shape keeps a heap of the crossbars by load (`heaps`, filled once every crossbar of
+        the budget is open), refreshed lazily: loads only grow and free space only shrinks,
+        so a crossbar without room for the shape leaves its heap for good."""
         shape = (fp.rows, fp.cols)
-        seen: list[int] = []
-        best = None
-        while heap and len(seen) < ANY_ROOM_SCAN:
-            ld, j = heapq.heappop(heap)
-            if ld != load[j] or j in seen:
-                continue  # stale
-            if bins[j].used_cells >= cells or period - ld < min_mvm_ns:
-                continue  # full, or without time for one more MVM: dropped for good
-            seen.append(j)
-            room = int((period * (1 + EPS) - ld) // (chosen.get(j, 0.0) + tb))
-            if room < 1:
-                if j in chosen:
-                    continue
-                break  # in load order: the rest have no more time
-            if j in misfit[shape] or bins[j].used_cells + fp.cells > cells or not may_hold(j):
+        heap = heaps.get(shape)
+        if heap is None:
+            heap = heaps[shape] = [(ld, j) for j, ld in enumerate(load)]
+            heapq.heapify(heap)
+        cells = bins[0].rows * bins[0].cols
+        limit = period * (1 + EPS)
+        kept, best = [], None
+        while heap:
+            ld, j = heap[0]
+            if ld != load[j]:  # stale: the crossbar has more load now
+                heapq.heapreplace(heap, (load[j], j))
                 continue
-            spot = bins[j].fit(fp.rows, fp.cols)
+            if limit - ld < tb:
+                break  # by load: no crossbar left has time for one more MVM
+            room = int((limit - ld) // (chosen.get(j, 0.0) + tb))
+            if room < 1 or not may_hold(j):  # not for this copy; maybe for another
+                kept.append(heapq.heappop(heap))
+                continue
+            spot = bins[j].fit(fp.rows, fp.cols) if bins[j].used_cells + fp.cells <= cells else None
             if spot is None:
-                misfit[shape].add(j)
+                heapq.heappop(heap)
                 continue
             best = ((-room, spot[0], j), j, spot[1], spot[2], room)
             break
-        for j in seen:
-            heapq.heappush(heap, (load[j], j))
+        for entry in kept:
+            heapq.heappush(heap, entry)
         return best
 
     @staticmethod
