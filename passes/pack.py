@@ -392,8 +392,8 @@ class PackPass:
         time left: each new copy goes where the most time is left and the blocks fit, and
         takes as many MVMs (its `share`) as that time allows; a crossbar is opened only when
         no open one would take a tenth of a crossbar's time of it. Once every crossbar of
-        the budget is open, a light block past its crossbars' light share goes into any
-        crossbar it fits (least room and time left after it), and a heavy block that fits
+        the budget is open, a light block past its crossbars' light share goes into the first
+        crossbar it fits with time for it, and a heavy block that fits
         none of the crossbars with the most time left tries every crossbar, most time first.
         """
         cells = t.cells_per_xbar
@@ -453,6 +453,7 @@ class PackPass:
         light_cells = sum(block_footprint(t, b).cells for _, b in blocks)
         light_cap = cells * min(1.0, max(0.3, light_cells / (budget * cells) + 0.1))
         light_open: list[int] = []  # crossbars light blocks may still go into
+        light_alive: dict[tuple[int, int], list[int]] = {}  # block shape -> crossbars it may fit
         for i, b in blocks:
             fp = block_footprint(t, b)
             need = i.mvms * block_mvm_ns(t, b)
@@ -469,18 +470,21 @@ class PackPass:
                 if best is None or (left, spot[0], j) < best[0]:
                     best = ((left, spot[0], j), j, spot[1], spot[2])
             if best is None and len(bins) >= budget:
-                # no crossbar left to open: past the light share, into any crossbar it fits
-                for j in range(len(bins)):
-                    if load[j] + need > period * (1 + EPS) or not may_hold(j, i.name, 0):
-                        continue
-                    if bins[j].used_cells + fp.cells > cells:
-                        continue
-                    spot = bins[j].fit(fp.rows, fp.cols)
+                # no crossbar left to open: past the light share, into the first crossbar it
+                # fits (per block shape, crossbars without room for it leave its list for good)
+                alive = light_alive.setdefault((fp.rows, fp.cols), list(range(len(bins))))
+                k = 0
+                while k < len(alive):
+                    j = alive[k]
+                    spot = bins[j].fit(fp.rows, fp.cols) if bins[j].used_cells + fp.cells <= cells else None
                     if spot is None:
+                        alive[k] = alive[-1]
+                        alive.pop()
                         continue
-                    left = (cells - bins[j].used_cells - fp.cells) / cells + (period - load[j] - need) / period
-                    if best is None or (left, spot[0], j) < best[0]:
-                        best = ((left, spot[0], j), j, spot[1], spot[2])
+                    if load[j] + need <= period * (1 + EPS) and may_hold(j, i.name, 0):
+                        best = (None, j, spot[1], spot[2])
+                        break
+                    k += 1
             if best is None:
                 j = new_bin()
                 if j is None:
