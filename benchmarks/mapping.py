@@ -115,7 +115,7 @@ def fewest() -> None:
                 mid = (lo + hi) // 2
                 lo, hi = (lo, mid) if speedup(run(mid)) >= need else (mid, hi)
             r = run(hi)
-            print(f"| {name} | {budget} | {need:.1f}x | {hi} | {r.crossbars_used} | {100 * r.utilization:.0f}% | "
+            print(f"| {name} | {budget} | {need:.1f}x | {hi} | {r.crossbars_used} | {100 * r.utilization:.1f}% | "
                   f"{speedup(r):.1f}x | {base.period_ns / r.period_ns:.1f}x | {len(results)} |", flush=True)
 
 
