@@ -14,6 +14,11 @@ class Crossbar:
         self.free = [(0, 0, rows, cols)]
         self.used_cells = 0
 
+    def copy(self) -> "Crossbar":
+        other = Crossbar.__new__(Crossbar)
+        other.rows, other.cols, other.free, other.used_cells = self.rows, self.cols, list(self.free), self.used_cells
+        return other
+
     def fit(self, h: int, w: int) -> tuple[int, int, int] | None:
         """(score, row, col) of the best spot for an h x w block, or None if none."""
         best = None

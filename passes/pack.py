@@ -335,7 +335,65 @@ class PackPass:
         if best is None:
             raise error
         (module, items, bins, where, cap, _, method), note = best
+        relieved = self._relieve_packing(module, items, bins, where, budget, neighbours)
+        if relieved is not None and relieved[4] < cap * (1 - 1e-9):
+            return relieved[:5] + (method + note + ", one copy per layer, then copies in free spots",)
         return module, items, bins, where, cap, method + note + ", one copy per layer"
+
+    def _relieve_packing(self, module: Module, items, bins, where, budget: int, neighbours: dict):
+        """A packing of one copy per layer with copies added in its free spots (`_relieve`:
+        the busiest crossbar hands MVMs to new copies, never raising the period), as
+        (module, items, bins, where, period); None when no copy found room."""
+        from cimc.passes.duplicate import layer_infos
+
+        t = module.target
+        infos = {i.name: i for i in layer_infos(module)}
+        load = [0.0] * len(bins)
+        count = [0] * len(bins)
+        held: list[dict[str, set]] = [defaultdict(set) for _ in bins]
+        on_bin: dict[int, list] = defaultdict(list)
+        places = {}
+        for k, it in enumerate(items):
+            j = where[k][0]
+            load[j] += it.load_ns
+            count[j] += 1
+            held[j][it.layer].add(0)
+            places[it.op.result] = where[k]
+            if (infos[it.layer], 0) not in on_bin[j]:
+                on_bin[j].append((infos[it.layer], 0))
+        shares = {name: [i.mvms] for name, i in infos.items()}
+        bins = [b.copy() for b in bins]
+        heap = [(ld, j) for j, ld in enumerate(load)]
+        heapq.heapify(heap)
+
+        def new_bin() -> int | None:
+            if len(bins) >= budget:
+                return None
+            bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
+            load.append(0.0)
+            count.append(0)
+            held.append(defaultdict(set))
+            heapq.heappush(heap, (0.0, len(bins) - 1))
+            return len(bins) - 1
+
+        def may_hold(j: int, layer: str, copy: int) -> bool:
+            if self.max_blocks and count[j] >= self.max_blocks:
+                return False
+            if self.separate_copies and held[j][layer] - {copy}:
+                return False
+            return not (neighbours and neighbours.get(layer, set()) & set(held[j]))
+
+        before = sum(len(v) for v in shares.values())
+        self._relieve(t, bins, load, count, held, places, shares, on_bin, heap, new_bin, may_hold, budget)
+        if sum(len(v) for v in shares.values()) == before:
+            return None
+        m = with_shares(module, {"shares": {n: v for n, v in shares.items() if len(v) > 1}})
+        new_items = _items(m)
+        new_where = {k: places[it.op.result] for k, it in enumerate(new_items)}
+        period = defaultdict(float)
+        for k, it in enumerate(new_items):
+            period[new_where[k][0]] += it.load_ns
+        return m, new_items, [None] * len(bins), new_where, max(period.values())
 
     def _placed(self, base: Module, plan: dict) -> Module:
         """The module with a water-filling plan's copies, shares and places."""
@@ -617,8 +675,11 @@ class PackPass:
         def copy_time(i):
             return sum(block_mvm_ns(t, b) for b in i.blocks)
 
-        def split(i, k: int, avoid: int | None, limit, fresh_when) -> bool:
-            """Give `limit(taken, per_mvm_on)` MVMs of copy k of layer i to a new copy."""
+        shape_heaps: dict = {}  # for `_any_room`
+
+        def split(i, k: int, avoid: int | None, limit, fresh_when, below: float) -> bool:
+            """Give `limit(taken, per_mvm_on)` MVMs of copy k of layer i to a new copy (its
+            blocks on crossbars whose load stays `below`)."""
             new_copy = len(shares[i.name])
             taken: dict[int, float] = {}  # crossbar -> time per MVM of the new copy there
             spots = []
@@ -631,6 +692,10 @@ class PackPass:
                     spot = bins[j].fit(fp.rows, fp.cols)
                     if spot is not None and (best is None or (load[j], j) < (load[best[0]], best[0])):
                         best = (j, spot[1], spot[2])
+                if best is None:  # none of the least loaded has room: the least loaded that has
+                    got = PackPass._any_room(bins, load, below * (1 - 2 * EPS), fp, tb, {}, shape_heaps,
+                                             lambda j: j != avoid and j not in taken and may_hold(j, i.name, new_copy))
+                    best = None if got is None else got[1:4]
                 if fresh_when(best, tb):
                     fresh = new_bin()
                     best = (fresh, 0, 0) if fresh is not None else None
@@ -680,7 +745,7 @@ class PackPass:
             _, _, k, i = movable[0]
             on_d = sum(block_mvm_ns(t, b) for b in i.blocks if where[_copy_name(i.name, b, k)][0] == d)
             gain = lambda taken: min(int((load[d] - load[j]) / (tj + on_d)) for j, tj in taken.items())  # noqa: E731
-            if not split(i, k, d, gain, lambda best, tb: best is None or load[best[0]] + 2 * tb > load[d]):
+            if not split(i, k, d, gain, lambda best, tb: best is None or load[best[0]] + 2 * tb > load[d], load[d]):
                 break
         d = top()
         period = load[d] if d is not None else 0.0
@@ -700,7 +765,7 @@ class PackPass:
             k = max(range(len(shares[n])), key=lambda c: (shares[n][c], -c))
             room = lambda taken: min([shares[n][k] // 2] + [int((period - load[j]) / tj)  # noqa: E731
                                                              for j, tj in taken.items()])
-            if split(i, k, None, room, lambda best, tb: False):
+            if split(i, k, None, room, lambda best, tb: False, period):
                 heapq.heappush(queue, (-max(shares[n]) * copy_time(i), n))
         for i in light:  # not spread: stays as placed, one copy
             if len(shares[i.name]) == 1:
