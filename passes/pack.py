@@ -336,7 +336,10 @@ class PackPass:
             raise error
         (module, items, bins, where, cap, _, method), note = best
         relieved = self._relieve_packing(module, items, bins, where, budget, neighbours)
-        if relieved is not None and relieved[4] < cap * (1 - 1e-9):
+        busiest = defaultdict(float)
+        for k, it in enumerate(items):
+            busiest[where[k][0]] += it.load_ns
+        if relieved is not None and relieved[4] <= max(busiest.values()) * (1 + 1e-9):  # never slower
             return relieved[:5] + (method + note + ", one copy per layer, then copies in free spots",)
         return module, items, bins, where, cap, method + note + ", one copy per layer"
 

@@ -529,3 +529,18 @@ def test_water_filling_puts_light_blocks_past_their_share_when_crossbars_run_out
     for copy, share in enumerate(plan["shares"]["H"]):
         load[plan["where"]["H.b0" if copy == 0 else f"H.c{copy}.b0"][0]] += share * infos[1].mvm_ns
     assert max(load.values()) <= period * (1 + 1e-6)
+
+
+def test_a_one_copy_packing_gets_copies_in_its_free_spots(mobilenet_path):
+    """Where water-filling finds no packing and one copy per layer is packed with the period
+    raised to fit, the free spots left still take copies of the longest-running layers."""
+    base = cimc.compile(mobilenet_path, "rram-256", "baseline")
+    budget = base.crossbars_lower_bound + 7
+    r = cimc.compile(mobilenet_path, "rram-256", budget=budget)
+    assert r.report.solver["pack_method"].endswith("one copy per layer, then copies in free spots")
+    check_mapping(r, budget)
+    copies = defaultdict(set)
+    for op in r.module.ops:
+        if op.kind == "map.block":
+            copies[op.operands[0]].add(op["copy"])
+    assert max(len(c) for c in copies.values()) > 1
