@@ -343,6 +343,29 @@ class PackPass:
             return relieved[:5] + (method + note + ", one copy per layer, then copies in free spots",)
         return module, items, bins, where, cap, method + note + ", one copy per layer"
 
+    def _crossbar_rules(self, t, budget: int, neighbours: dict, bins, load, count, held, heap):
+        """(new_bin, may_hold) over a packing's state: open one more crossbar of the budget
+        (None when it is spent); whether crossbar j may take a block of (layer, copy) under
+        the pass options (blocks per crossbar, copies apart, neighbours apart)."""
+        def new_bin() -> int | None:
+            if len(bins) >= budget:
+                return None
+            bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
+            load.append(0.0)
+            count.append(0)
+            held.append(defaultdict(set))
+            heapq.heappush(heap, (0.0, len(bins) - 1))
+            return len(bins) - 1
+
+        def may_hold(j: int, layer: str, copy: int) -> bool:
+            if self.max_blocks and count[j] >= self.max_blocks:
+                return False
+            if self.separate_copies and held[j][layer] - {copy}:
+                return False
+            return not (neighbours and neighbours.get(layer, set()) & set(held[j]))
+
+        return new_bin, may_hold
+
     def _relieve_packing(self, module: Module, items, bins, where, budget: int, neighbours: dict):
         """A packing of one copy per layer with copies added in its free spots (`_relieve`:
         the busiest crossbar hands MVMs to new copies, never raising the period), as
@@ -369,22 +392,7 @@ class PackPass:
         heap = [(ld, j) for j, ld in enumerate(load)]
         heapq.heapify(heap)
 
-        def new_bin() -> int | None:
-            if len(bins) >= budget:
-                return None
-            bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
-            load.append(0.0)
-            count.append(0)
-            held.append(defaultdict(set))
-            heapq.heappush(heap, (0.0, len(bins) - 1))
-            return len(bins) - 1
-
-        def may_hold(j: int, layer: str, copy: int) -> bool:
-            if self.max_blocks and count[j] >= self.max_blocks:
-                return False
-            if self.separate_copies and held[j][layer] - {copy}:
-                return False
-            return not (neighbours and neighbours.get(layer, set()) & set(held[j]))
+        new_bin, may_hold = self._crossbar_rules(t, budget, neighbours, bins, load, count, held, heap)
 
         before = sum(len(v) for v in shares.values())
         self._relieve(t, bins, load, count, held, places, shares, on_bin, heap, new_bin, may_hold, budget)
@@ -472,22 +480,7 @@ class PackPass:
 
         held: list[dict[str, set]] = []  # crossbar -> layer -> copies on it
 
-        def new_bin() -> int | None:
-            if len(bins) >= budget:
-                return None
-            bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
-            load.append(0.0)
-            count.append(0)
-            held.append(defaultdict(set))
-            heapq.heappush(heap, (0.0, len(bins) - 1))
-            return len(bins) - 1
-
-        def may_hold(j: int, layer: str, copy: int) -> bool:
-            if self.max_blocks and count[j] >= self.max_blocks:
-                return False
-            if self.separate_copies and held[j][layer] - {copy}:
-                return False
-            return not (neighbours and neighbours.get(layer, set()) & set(held[j]))
+        new_bin, may_hold = self._crossbar_rules(t, budget, neighbours, bins, load, count, held, heap)
 
         def most_time_left(chosen: dict) -> list[int]:
             """The open crossbars with the least load (a few), and those the copy uses."""
@@ -995,7 +988,6 @@ class PackPass:
         return spread
 
     def _emit(self, module: Module, items, where, method, status, lower) -> Module:
-        t = module.target
         # number the crossbars in the order the text first uses them
         index = {it.op.result: k for k, it in enumerate(items)}
         renumber: dict[int, int] = {}
