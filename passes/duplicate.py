@@ -619,12 +619,13 @@ class DuplicatePass:
             except Infeasible:
                 if own == alternatives:
                     raise
-                goal_ns = math.inf
+                goal_ns, facts = math.inf, {}
+            # the partition's layouts leave the packer little room
+            tight = facts.get("cells", 0) > TIGHT * budget * module.target.cells_per_xbar
             # other layouts where they are needed or save much (the relaxation says whether
             # they can)
             if own != alternatives and (goal_ns == math.inf or relaxed is None
-                                        or relaxed < goal_ns * (1 - OTHER_LAYOUT_GAIN)
-                                        or facts.get("cells", 0) > TIGHT * budget * module.target.cells_per_xbar):
+                                        or relaxed < goal_ns * (1 - OTHER_LAYOUT_GAIN) or tight):
                 try:
                     other = solve_copies(module, infos, budget, self.objective, fill, self.time_limit,
                                          alternatives=alternatives, least_cells=least, whole_crossbars=self.compact)
@@ -632,9 +633,7 @@ class DuplicatePass:
                     if goal_ns == math.inf:
                         raise
                 else:
-                    # much faster; or as fast with fewer cells where the partition's layouts
-                    # leave the packer little room
-                    tight = goal_ns < math.inf and facts.get("cells", 0) > TIGHT * budget * module.target.cells_per_xbar
+                    # much faster; or as fast with fewer cells where room is tight
                     if other[1] < goal_ns * (1 - OTHER_LAYOUT_GAIN) or \
                             (tight and other[1] <= goal_ns and other[2].get("cells", 0) < facts["cells"]):
                         copies, goal_ns, facts = other
