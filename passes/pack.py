@@ -783,9 +783,11 @@ class PackPass:
                 # too few crossbars for one block's time each: several blocks share a
                 # crossbar's time, and the period grows to the least that packs
                 raised = self._raise_period(t, items, cap, neighbours, budget)
-                if raised is not None:
+                if len(raised[1]) <= budget:
                     cap, bins, where = raised
                     method += ", period raised to fit the budget"
+                else:  # not even sharing crossbars in time: say how many that takes
+                    bins = raised[1]
             if budget is None or len(bins) <= budget:
                 return module, items, bins, where, cap, layer_cap, method
             attempt += 1
@@ -808,12 +810,12 @@ class PackPass:
 
     def _raise_period(self, t, items, cap: float, neighbours: dict, budget: int):
         """(period, bins, where): the least period from `cap` up (geometric bisection,
-        `search_steps` packings at most) at which the blocks pack into the budget; None
-        when they do not even with no time limit."""
+        `search_steps` packings at most) at which the blocks pack into the budget; when they
+        do not even with no time limit, that packing (more bins than the budget)."""
         hi = sum(it.load_ns for it in items)  # everything on one crossbar: no time limit
         bins, where = self._pack(t, items, hi, {}, neighbours, budget)
         if len(bins) > budget:
-            return None
+            return hi, bins, where
         best, lo = (hi, bins, where), cap
         for _ in range(self.search_steps):
             if best[0] / lo <= 1.01:

@@ -544,3 +544,36 @@ def test_a_one_copy_packing_gets_copies_in_its_free_spots(mobilenet_path):
         if op.kind == "map.block":
             copies[op.operands[0]].add(op["copy"])
     assert max(len(c) for c in copies.values()) > 1
+
+
+def test_a_budget_no_packing_fits_is_refused_with_the_count_that_does():
+    """Cells alone fit the budget, but no packing of the blocks does, even with crossbars
+    shared in time: the message names how many crossbars the packing took, and that many
+    map."""
+    import re
+
+    import torch
+    from torch import nn
+
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 64, 3, padding=1)
+            self.b = nn.Conv2d(64, 64, 3, padding=1, groups=8)
+            self.c = nn.Conv2d(64, 128, 3, padding=1, groups=32, stride=2)
+            self.fc = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.c(torch.relu(self.b(torch.relu(self.a(x))))))
+            return self.fc(x.mean((2, 3)))
+
+    torch.manual_seed(0)
+    net = cimc.import_model(Grouped().eval(), example_inputs=(torch.randn(1, 3, 16, 16),))
+    base = cimc.compile(net, "rnc-128", "baseline")
+    with pytest.raises(Infeasible, match="crossbars packed") as err:
+        cimc.compile(net, "rnc-128", budget=base.crossbars_lower_bound)
+    need = int(re.search(r"need (\d+) crossbars packed", str(err.value)).group(1))
+    # blocks sharing crossbars, in time too: fewer than one block per crossbar (the message
+    # once gave the count of a packing held to one block's time per crossbar)
+    assert base.crossbars_lower_bound < need < base.crossbars_used
+    check_mapping(cimc.compile(net, "rnc-128", budget=need), need)
