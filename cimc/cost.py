@@ -46,7 +46,7 @@ from itertools import repeat
 
 from cimc.ir import Module, Op
 from cimc.mapping import (WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, footprint,
-                           pool_target, splittable_big_block, weight_cells)
+                           plan_shapes, pool_target, shape_block, splittable_big_block, weight_cells)
 from cimc.ops import DIGITAL_KINDS
 from cimc.report import LayerCost, Report
 
@@ -106,20 +106,6 @@ def best_mvm_ns(target, block: Op) -> float:
     return best
 
 
-def _shapes(plan) -> dict[tuple, int]:
-    """Block shapes (groups, rows range, cols range, layout) of a plan, with their counts."""
-    shapes: dict[tuple, int] = {}
-    for g, r, c, lay in plan:
-        key = (g[1] - g[0], r, c, lay)
-        shapes[key] = shapes.get(key, 0) + 1
-    return shapes
-
-
-def _shape_block(layer: str, shape) -> Op:
-    n, r, c, lay = shape
-    return Op.make("map.block", None, [layer], copy=0, groups=(0, n), rows=r, cols=c, layout=lay)
-
-
 def layout_family(view, op: Op) -> tuple[float, float, float, int, int] | None:
     """Over every layout the passes may give a grouped layer (`partition.all_layouts`), the
     least of: block-read work per MVM of the layer (best lanes), its longest block's time
@@ -136,8 +122,8 @@ def layout_family(view, op: Op) -> tuple[float, float, float, int, int] | None:
         if plans:
             work, longest, one, rows, cols = [], [], [], [], []
             for plan in plans:
-                shapes = _shapes(plan)
-                blocks = {sh: _shape_block(op.result, sh) for sh in shapes}
+                shapes = plan_shapes(plan)
+                blocks = {sh: shape_block(op.result, sh) for sh in shapes}
                 best = {sh: best_mvm_ns(view, b) for sh, b in blocks.items()}
                 work.append(sum(n * best[sh] for sh, n in shapes.items()))
                 longest.append(max(best.values()))
@@ -160,7 +146,7 @@ def partition_mvm_ns(view, op: Op, first: list) -> float:
 
         per = op["partition_groups"]
         plan = plan_blocks(view, op["groups"], op["rows"], op["cols"], layout, max_groups=per)
-        return max(block_mvm_ns(view, _shape_block(op.result, sh)) for sh in _shapes(plan))
+        return max(block_mvm_ns(view, shape_block(op.result, sh)) for sh in plan_shapes(plan))
     return max((block_mvm_ns(view, b) for b in first), default=0.0)
 
 

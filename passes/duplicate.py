@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks, splittable_big_block
+from cimc.mapping import (WEIGHT_KINDS, block_footprint, plan_shapes, require_blocks, shape_block,
+                          splittable_big_block)
 
 TIME_UNITS_PER_NS = 100  # CP-SAT works in integers: 0.01 ns
 # other layouts than the partition's are taken when they lower duplicate's period by more
@@ -138,15 +139,10 @@ def plan_info(t, op: Op, plan, lanes: int, whole_crossbars: bool) -> LayerInfo:
     (without the blocks themselves: `blocks` is empty)."""
     from cimc.cost import block_mvm_ns
 
-    shapes: dict[tuple, int] = {}
-    for g, r, c, lay in plan:
-        key = (g[1] - g[0], r, c, lay)  # rows and columns ranges matter only by size (and halving)
-        shapes[key] = shapes.get(key, 0) + 1
     mvm = total = 0.0
     cells = big = 0
-    for (ng, r, c, lay), n in shapes.items():
-        b = Op.make("map.block", None, [op.result], copy=0, groups=(0, ng), rows=r, cols=c, layout=lay,
-                    **({"lanes": lanes} if lanes > 1 else {}))
+    for shape, n in plan_shapes(plan).items():
+        b = shape_block(op.result, shape, lanes)
         fp = block_footprint(t, b)
         tb = block_mvm_ns(t, b)
         mvm, total = max(mvm, tb), total + n * tb
@@ -413,22 +409,6 @@ def expand_copies(module: Module) -> Module:
     return with_copies(module, copies)
 
 
-def most_lanes(module: Module) -> dict[str, int]:
-    """Per weight layer whose every block can hold 2 or more replicas on a crossbar's
-    diagonal: the most all of them can (at most its MVMs)."""
-    from cimc.mapping import max_lanes
-
-    t = module.target
-    most: dict[str, int] = {}
-    defs = module.by_name()
-    for op in module.ops:
-        if op.kind == "map.block" and op["copy"] == 0:
-            layer = op.operands[0]
-            k = min(max_lanes(t, op), defs[layer]["mvms"])
-            most[layer] = min(most.get(layer, k), k)
-    return {name: k for name, k in most.items() if k > 1}
-
-
 def with_lanes(module: Module, lanes: dict[str, int]) -> Module:
     """The module with every block of each layer in `lanes` holding that many replicas (the
     others one)."""
@@ -559,10 +539,7 @@ class DuplicatePass:
                 opts.append(((v, 1), 1, plan_info(t, op, plan, 1, self.compact)))
                 k = 1
                 if self.lanes:
-                    shapes = {(g[1] - g[0], r, c, lay) for g, r, c, lay in plan}
-                    k = min(op["mvms"], min(max_lanes(t, Op.make("map.block", None, [name], groups=(0, n), rows=r,
-                                                                 cols=c, layout=lay))
-                                            for n, r, c, lay in shapes))
+                    k = min(op["mvms"], min(max_lanes(t, shape_block(name, shape)) for shape in plan_shapes(plan)))
                 if k > 1:
                     opts.append(((v, k), k, plan_info(t, op, plan, k, self.compact)))
             if opts:
