@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from itertools import repeat
+from typing import NamedTuple
 
 from cimc.ir import Module, Op
 from cimc.mapping import (WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, footprint,
@@ -93,16 +93,21 @@ def best_mvm_ns(target, block: Op) -> float:
     whatever lanes a mapping chooses)."""
     from cimc.mapping import max_lanes
 
+    memo = target.footprint_memo
+    seen = block.__dict__.get("_best_mvm_ns")  # remembered on the (immutable) op, per target
+    if seen is not None and seen[0] is memo:
+        return seen[1]
     k = max_lanes(target, block)
     g0, g1 = block["groups"]
     r0, r1 = block["rows"]
     c0, c1 = block["cols"]
     key = ("best", g1 - g0, r1 - r0, c1 - c0, block["layout"], k)
-    best = target.footprint_memo.get(key)
+    best = memo.get(key)
     if best is None:
-        best = target.footprint_memo[key] = min(
+        best = memo[key] = min(
             footprint_read_ns(target, footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, block["layout"])) / n
             for n in range(1, k + 1))
+    object.__setattr__(block, "_best_mvm_ns", (memo, best))
     return best
 
 
@@ -165,7 +170,26 @@ def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
 COMPONENTS = ("adc", "dac_and_periphery", "array", "digital", "buffer", "network", "static")
 
 
-def mapping_loads(module: Module):
+class Loads(NamedTuple):
+    """What `mapping_loads` finds. A crossbar key in `xbar_load` stands for `xbar_count[key]`
+    crossbars (default 1) that each carry that load alone: compact copies off the chip's
+    placement, which no other block shares."""
+    copies: dict[str, int]  # per layer
+    blocks: dict[str, list[Op]]  # per layer, its map.block ops
+    layer_xbar_load: dict[str, dict]  # per layer: its load (ns) on each crossbar key
+    layer_energy_pj: dict[str, dict]  # per layer: energy of its block reads by component
+    xbar_load: dict  # crossbar key -> load (ns)
+    placed: dict[str, Op]  # block -> its map.place
+    xbar_count: dict  # crossbar key -> crossbars it stands for, where more than one
+
+    def crossbars(self, keys=None) -> int:
+        """Crossbars the keys (default: all) stand for."""
+        keys = self.xbar_load if keys is None else keys
+        return len(keys) + sum(self.xbar_count[k] - 1 for k in keys if k in self.xbar_count) \
+            if self.xbar_count else len(keys)
+
+
+def mapping_loads(module: Module) -> Loads:
     """Per layer: copies, blocks, its load on each crossbar, energy of its block reads; and
     the load of every crossbar. Unplaced blocks each count as a crossbar of their own."""
     t = module.target
@@ -180,6 +204,7 @@ def mapping_loads(module: Module):
     layer_xbar_load: dict[str, dict] = {}
     layer_energy_pj: dict[str, dict] = {}
     xbar_load: dict = defaultdict(float)
+    xbar_count: dict = {}
     for name, bs in blocks.items():
         layer = defs[name]
         per_xbar: dict = defaultdict(float)
@@ -192,10 +217,13 @@ def mapping_loads(module: Module):
             p = placed.get(b.result)
             if compact > 1 and p is None:  # each compact copy on a crossbar of its own
                 q, extra = divmod(layer["mvms"], compact)
-                loads = dict(zip(zip(repeat("unplaced", compact), repeat(b.result, compact), range(compact)),
-                                 [block_load_ns(t, b, q + 1)] * extra + [block_load_ns(t, b, q)] * (compact - extra)))
-                per_xbar.update(loads)
-                xbar_load.update(loads)
+                # the first `extra` copies do one MVM more: two keys, each for its crossbars
+                for key, n, mvms in ((("unplaced", b.result, 0), extra, q + 1),
+                                     (("unplaced", b.result, 1), compact - extra, q)):
+                    if n:
+                        per_xbar[key] = xbar_load[key] = block_load_ns(t, b, mvms)
+                        if n > 1:
+                            xbar_count[key] = n
                 n = layer["mvms"]
             else:  # compact copies of a placed block share its crossbar: it does all their MVMs
                 n = layer["mvms"] if compact > 1 else block_share(b, layer["mvms"], copies[name])
@@ -208,7 +236,7 @@ def mapping_loads(module: Module):
             energy["adc"] += n * adc
         layer_xbar_load[name] = per_xbar
         layer_energy_pj[name] = energy
-    return copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed
+    return Loads(copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed, xbar_count)
 
 
 def network_links(t) -> int:
@@ -372,7 +400,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     t = module.target
     defs = module.by_name()
     data_bytes = t.input_bits / 8
-    copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed = mapping_loads(module)
+    loads = mapping_loads(module)
+    copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed, _ = loads
     home = home_tiles(module, blocks, placed) if placed else {}
     from cimc.passes.partition import xbar_area_um2
 
@@ -442,7 +471,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             latency = max(compute_ns, traffic_ns)
             bound_ns[op.result] = min(mvm_ns, family[2]) if family is not None else mvm_ns
             base_ns[op.result] = max(op["mvms"] * mvm_ns, traffic_ns)
-            n_xbars = len(layer_xbar_load.get(op.result, {}))
+            n_xbars = loads.crossbars(layer_xbar_load.get(op.result, {}))
             energy_pj = sum(parts.values())
             area = 0.0
             for b in bs:
@@ -475,16 +504,16 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             totals[k] += v
 
     slots = {op.operands[0]: op for op in module.ops if op.kind == "sched.slot"}
-    latency_ns = max((s["end_ns"] for s in slots.values()), default=0.0) if slots else longest_path(module, time_ns)
-    latency_bound_ns = longest_path(module, bound_ns)
-    base_latency_ns = longest_path(module, base_ns)
+    path_ns, latency_bound_ns, base_latency_ns = longest_paths(module, (time_ns, bound_ns, base_ns))
+    latency_ns = max((s["end_ns"] for s in slots.values()), default=0.0) if slots else path_ns
 
-    xbars_used = len(xbar_load)
+    xbars_used = loads.crossbars()
     tiles = {key[0] for key in xbar_load if key[0] != "unplaced"} if placed else set()
     tiles_used = len(tiles) if placed else math.ceil(xbars_used / t.xbars_per_tile_all)
     # cells of the crossbars used (their pool's size), and the fewest crossbars one copy fits
-    used_cells = sum(t.pool(t.pool_of_xbar(key[1])).cells_per_xbar if key[0] != "unplaced"
-                     else pool_target(t, defs[key[1]]).cells_per_xbar for key in xbar_load) if t.pools \
+    used_cells = sum((t.pool(t.pool_of_xbar(key[1])).cells_per_xbar if key[0] != "unplaced"
+                      else pool_target(t, defs[key[1]]).cells_per_xbar) * loads.xbar_count.get(key, 1)
+                     for key in xbar_load) if t.pools \
         else xbars_used * t.cells_per_xbar
     xbars_bound = (sum(crossbars_lower_bound(t.pool(p), c) for p, c in pool_cells.items()) if t.pools
                    else crossbars_lower_bound(t, cells_one_copy))
@@ -649,14 +678,18 @@ def _nj(parts: dict) -> dict:
     return {k: v * 1e-3 for k, v in parts.items()}
 
 
-def longest_path(module: Module, time_ns: dict[str, float]) -> float:
-    """Longest path (sum of op times) from any input to any op, over the def-use order."""
-    finish: dict[str, float] = {}
-    best = 0.0
+def longest_paths(module: Module, times: tuple[dict[str, float], ...]) -> list[float]:
+    """Longest path (sum of op times) from any input to any op, over the def-use order, for
+    each set of op times."""
+    finish: list[dict[str, float]] = [{} for _ in times]
+    best = [0.0] * len(times)
     for op in module.ops:
         if op.namespace != "nn" or op.result is None:
             continue
-        start = max((finish.get(o, 0.0) for o in op.operands), default=0.0)
-        finish[op.result] = start + time_ns.get(op.result, 0.0)
-        best = max(best, finish[op.result])
+        for n, time_ns in enumerate(times):
+            done = finish[n]
+            start = max([done.get(o, 0.0) for o in op.operands], default=0.0)
+            done[op.result] = end = start + time_ns.get(op.result, 0.0)
+            if end > best[n]:
+                best[n] = end
     return best

@@ -64,9 +64,11 @@ class Op:
     operands: tuple[str, ...] = ()
     attrs: tuple[tuple[str, AttrValue], ...] = ()
     _by_key: dict = field(init=False, compare=False, repr=False, hash=False, default=None)
+    namespace: str = field(init=False, compare=False, repr=False, hash=False, default="")
 
     def __post_init__(self):
         object.__setattr__(self, "_by_key", dict(self.attrs))
+        object.__setattr__(self, "namespace", self.kind.split(".", 1)[0])  # read on every walk over the ops
 
     @staticmethod
     def make(kind: str, result: str | None, operands: Iterable[str] = (), **attrs) -> "Op":
@@ -95,10 +97,6 @@ class Op:
                 merged[k] = _freeze(v)
         return Op(self.kind, self.result, self.operands, tuple(sorted(merged.items())))
 
-    @property
-    def namespace(self) -> str:
-        return self.kind.split(".", 1)[0]
-
 
 @dataclass(frozen=True)
 class Module:
@@ -122,7 +120,11 @@ class Module:
         return Module(self.name, target, self.ops, self.attrs)
 
     def get(self, key: str, default=None):
-        return dict(self.attrs).get(key, default)
+        attrs = self.__dict__.get("_attr_map")
+        if attrs is None:  # the module is frozen: build the lookup once
+            attrs = dict(self.attrs)
+            object.__setattr__(self, "_attr_map", attrs)
+        return attrs.get(key, default)
 
     def by_name(self) -> dict[str, Op]:
         return {op.result: op for op in self.ops if op.result is not None}

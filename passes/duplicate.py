@@ -343,27 +343,30 @@ def greedy_copies(infos: list[LayerInfo], cap_cells: int, budget: int) -> tuple[
     cells and the crossbars for big blocks allow; stop when the slowest cannot get one."""
     import heapq
 
-    copies = {i.name: 1 for i in infos}
-    cells = sum(i.cells for i in infos)
-    big = sum(i.big_blocks for i in infos)
-    heap = [(-i.mvms * i.mvm_ns, n) for n, i in enumerate(infos)]
+    # plain lists: this loop runs once per copy step (hundreds per compile in search loops)
+    mvms = [i.mvms for i in infos]
+    mvm_ns = [i.mvm_ns for i in infos]
+    layer_cells = [i.cells for i in infos]
+    layer_big = [i.big_blocks for i in infos]
+    copies = [1] * len(infos)
+    cells = sum(layer_cells)
+    big = sum(layer_big)
+    heap = [(-m * t, n) for n, (m, t) in enumerate(zip(mvms, mvm_ns))]
     heapq.heapify(heap)
     while heap:
-        neg, n = heap[0]
-        i = infos[n]
-        c = copies[i.name]
-        q = -(-i.mvms // c)
+        n = heap[0][1]
+        q = -(-mvms[n] // copies[n])
         if q == 1:
             break
-        nxt = -(-i.mvms // (q - 1))  # the fewest copies that take one MVM off the slowest copy
-        extra = nxt - c
-        if cells + extra * i.cells > cap_cells or big + extra * i.big_blocks > budget:
+        nxt = -(-mvms[n] // (q - 1))  # the fewest copies that take one MVM off the slowest copy
+        extra = nxt - copies[n]
+        if cells + extra * layer_cells[n] > cap_cells or big + extra * layer_big[n] > budget:
             break
-        cells += extra * i.cells
-        big += extra * i.big_blocks
-        copies[i.name] = nxt
-        heapq.heapreplace(heap, (-(-(-i.mvms // nxt)) * i.mvm_ns, n))
-    return copies, -heap[0][0] if heap else 0.0
+        cells += extra * layer_cells[n]
+        big += extra * layer_big[n]
+        copies[n] = nxt
+        heapq.heapreplace(heap, (-(-(-mvms[n] // nxt)) * mvm_ns[n], n))
+    return {i.name: c for i, c in zip(infos, copies)}, -heap[0][0] if heap else 0.0
 
 
 def _longest_path_var(m, module: Module, layer_time: dict, horizon: int):

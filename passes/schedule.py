@@ -96,7 +96,8 @@ def _jobs(module: Module, max_chunks: int) -> list[_Job]:
 
     report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]))
     costs = {layer.name: layer for layer in report.layers}
-    _, blocks, layer_xbar_load, _, _, _ = mapping_loads(module)
+    loads = mapping_loads(module)
+    blocks, layer_xbar_load = loads.blocks, loads.layer_xbar_load
     defs = module.by_name()
     ops = [op for op in module.ops if op.namespace == "nn" and op.kind not in ("nn.input", "nn.output")]
     index = {op.result: n for n, op in enumerate(ops)}

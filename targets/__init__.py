@@ -477,6 +477,11 @@ def load_target(spec: "str | Path | Target", overrides: dict | None = None) -> T
             )
         if not path.is_file():
             raise TargetError(f"target file '{spec_str}' does not exist.")
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, repr(sorted(overrides.items())))
+    cached = _TARGETS.get(key)
+    if cached is not None:
+        return cached
     data = _read_toml(path)
     where = f"target '{spec_str}'"
     if overrides:
@@ -484,7 +489,16 @@ def load_target(spec: "str | Path | Target", overrides: dict | None = None) -> T
         if unknown:
             raise TargetError(f"{where}: unknown override key(s) {', '.join(unknown)}. Known keys: {', '.join(sorted(_FIELDS))}.")
         where += " with overrides " + ", ".join(f"{k}={v}" for k, v in overrides.items())
-    return from_dict(_with_device(data, overrides, where), where)
+    target = from_dict(_with_device(data, overrides, where), where)
+    if len(_TARGETS) >= 128:  # a sweep over many overrides: forget the oldest
+        del _TARGETS[next(iter(_TARGETS))]
+    _TARGETS[key] = target
+    return target
+
+
+# Targets loaded, by file version and overrides: a search loop compiles for the same target
+# thousands of times, and a Target (frozen) keeps its memo of block footprints.
+_TARGETS: dict[tuple, Target] = {}
 
 
 __all__ = ["Target", "load_target", "from_dict", "preset_names", "device_names", "load_device", "parse_override",

@@ -46,7 +46,8 @@ def check_mapping(r, budget):
     t = m.target
     assert rep.crossbars_used <= budget
     # no crossbar over capacity, in cells or in time
-    _, _, _, _, xbar_load, placed = mapping_loads(m)
+    loads = mapping_loads(m)
+    xbar_load, placed = loads.xbar_load, loads.placed
     cells = defaultdict(int)
     defs = m.by_name()
     for name, p in placed.items():
