@@ -98,14 +98,15 @@ def best_mvm_ns(target, block: Op) -> float:
     if seen is not None and seen[0] is memo:
         return seen[1]
     k = max_lanes(target, block)
-    g0, g1 = block["groups"]
-    r0, r1 = block["rows"]
-    c0, c1 = block["cols"]
-    key = ("best", g1 - g0, r1 - r0, c1 - c0, block["layout"], k)
+    a = block._by_key
+    g0, g1 = a["groups"]
+    r0, r1 = a["rows"]
+    c0, c1 = a["cols"]
+    key = ("best", g1 - g0, r1 - r0, c1 - c0, a["layout"], k)
     best = memo.get(key)
     if best is None:
         best = memo[key] = min(
-            footprint_read_ns(target, footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, block["layout"])) / n
+            footprint_read_ns(target, footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, a["layout"])) / n
             for n in range(1, k + 1))
     object.__setattr__(block, "_best_mvm_ns", (memo, best))
     return best

@@ -72,10 +72,11 @@ def block_footprint(target: Target, block) -> Footprint:
     seen = block.__dict__.get("_footprint")
     if seen is not None and seen[0] is memo:
         return seen[1]
-    g0, g1 = block["groups"]
-    r0, r1 = block["rows"]
-    c0, c1 = block["cols"]
-    fp = footprint(target, (g1 - g0) * block.get("lanes", 1), r1 - r0, c1 - c0, block["layout"])
+    a = block._by_key  # a plain dict: this runs for every block many times per compile
+    g0, g1 = a["groups"]
+    r0, r1 = a["rows"]
+    c0, c1 = a["cols"]
+    fp = footprint(target, (g1 - g0) * a.get("lanes", 1), r1 - r0, c1 - c0, a["layout"])
     object.__setattr__(block, "_footprint", (memo, fp))
     return fp
 
@@ -93,12 +94,13 @@ def splittable_big_block(target: Target, mvms: int, block) -> bool:
 def max_lanes(target: Target, block) -> int:
     """The most replicas of a "diag" block (its `lanes` ignored) one crossbar holds on its
     diagonal; 1 for "serial" blocks."""
-    if block["layout"] != "diag":
+    a = block._by_key
+    if a["layout"] != "diag":
         return 1
     view = pool_target(target, block)
-    g0, g1 = block["groups"]
-    r0, r1 = block["rows"]
-    c0, c1 = block["cols"]
+    g0, g1 = a["groups"]
+    r0, r1 = a["rows"]
+    c0, c1 = a["cols"]
     key = ("lanes", g1 - g0, r1 - r0, c1 - c0)
     k = view.footprint_memo.get(key)
     if k is None:

@@ -23,6 +23,11 @@ class OpSpec:
     check: Callable | None = None
 
 
+def _int(value) -> bool:
+    """An int that is not a bool (the plain int first: it is the common case)."""
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def _is(kind: str, value) -> bool:
     """Whether `value` is of attribute type `kind` (bool is not an int here)."""
     t = type(value)  # the common cases first
@@ -33,7 +38,7 @@ def _is(kind: str, value) -> bool:
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "range":
-        return (type(value) is tuple and len(value) == 2 and _is("int", value[0]) and _is("int", value[1])
+        return (isinstance(value, tuple) and len(value) == 2 and _int(value[0]) and _int(value[1])
                 and 0 <= value[0] < value[1])
     if kind == "float":
         return isinstance(value, float) or _is("int", value)
@@ -42,7 +47,7 @@ def _is(kind: str, value) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "ints":
-        return isinstance(value, tuple) and all(_is("int", v) for v in value)
+        return isinstance(value, tuple) and all(_int(v) for v in value)
     if kind == "strs":
         return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     raise AssertionError(kind)

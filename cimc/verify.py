@@ -103,6 +103,20 @@ def _overlapping(boxes: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+SMALL = 16  # up to this many boxes, a pairwise test in Python is quicker than numpy's set-up
+
+
+def _overlapping_few(boxes: list) -> tuple[int, int] | None:
+    """`_overlapping` for a few boxes given as tuples (lo, hi, lo, hi, ...)."""
+    for i in range(len(boxes) - 1):
+        a = boxes[i]
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            if all(b[d] < a[d + 1] and a[d] < b[d + 1] for d in range(0, len(a), 2)):
+                return i, j
+    return None
+
+
 _LAST_MAPPING: list = [None]  # the ops of the last mapping that passed (they are immutable)
 
 
@@ -135,10 +149,10 @@ def _check_mapping(module: Module, defs: dict[str, Op]) -> None:
     for (layer_name, copy), blocks in blocks_of.items():
         copies[layer_name].add(copy)
         layer = defs[layer_name]
-        boxes = np.array([[*b["groups"], *b["rows"], *b["cols"]] for b in blocks], dtype=np.int64)
-        vol = int(np.prod(boxes[:, 1::2] - boxes[:, 0::2], axis=1).sum())
+        boxes = [(*b["groups"], *b["rows"], *b["cols"]) for b in blocks]
+        vol = sum((g1 - g0) * (r1 - r0) * (c1 - c0) for g0, g1, r0, r1, c0, c1 in boxes)
         want = layer["groups"] * layer["rows"] * layer["cols"]
-        pair = _overlapping(boxes)
+        pair = _overlapping_few(boxes) if len(boxes) <= SMALL else _overlapping(np.array(boxes, dtype=np.int64))
         if pair is not None:
             a, b = blocks[pair[0]], blocks[pair[1]]
             raise VerifyError(f"%{a.result} and %{b.result}: blocks of copy {copy} of %{layer_name} overlap.")
@@ -182,7 +196,7 @@ def _check_mapping(module: Module, defs: dict[str, Op]) -> None:
                 fp = block_footprint(target, block)
                 r, c = p["at"]
                 rects.append([r, r + fp.rows, c, c + fp.cols])
-            pair = _overlapping(np.array(rects, dtype=np.int64))
+            pair = _overlapping_few(rects) if len(rects) <= SMALL else _overlapping(np.array(rects, dtype=np.int64))
             if pair is not None:
                 a, b = items[pair[0]][0].result, items[pair[1]][0].result
                 raise VerifyError(f"blocks %{a} and %{b} overlap in crossbar {xbar} of tile {tile}.")

@@ -1,6 +1,9 @@
 """The verifier: structure first, then per-op rules, then whole-mapping rules."""
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cimc
 from cimc.errors import VerifyError
@@ -168,3 +171,30 @@ def test_the_error_names_the_pass_that_broke_the_mapping(placed):
     with pytest.raises(VerifyError, match=r"after pass 'drop-block' \(run after: lower,partition\)"):
         run_pipeline(src, passes)
     run_pipeline(src, parse_pipeline("partition,place,cost"))  # the same without it holds
+
+
+_box = st.tuples(*[st.integers(0, 6)] * 4).map(lambda v: (min(v[0], v[1]), max(v[0], v[1]) + 1,
+                                                          min(v[2], v[3]), max(v[2], v[3]) + 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_box, min_size=0, max_size=12))
+def test_few_box_overlap_test_agrees_with_the_array_test(boxes):
+    """The pure-Python test for a few boxes finds an overlap exactly when a brute-force
+    count over the grid does, and the pair it names does overlap."""
+    from cimc.verify import _overlapping, _overlapping_few
+
+    cover = {}
+    clash = False
+    for lo0, hi0, lo1, hi1 in boxes:
+        for x in range(lo0, hi0):
+            for y in range(lo1, hi1):
+                clash |= (x, y) in cover
+                cover[x, y] = True
+    pair = _overlapping_few(boxes)
+    assert (pair is not None) == clash
+    if pair is not None:
+        a, b = boxes[pair[0]], boxes[pair[1]]
+        assert a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+    if boxes:
+        assert (_overlapping(np.array(boxes, dtype=np.int64)) is not None) == clash
