@@ -166,8 +166,11 @@ class PackPass:
                 # heavy layers may still fit beside other blocks: search from the proven bound
                 period = min(period, float(module.get("period_bound_ns", 0.0)) or period)
             # crossbars faster than the floor buy nothing: search from there, fewest crossbars
+            # no packing beats the proven bound (every cell of the budget allowed): where the
+            # target packs at once, the search bisects down towards it
+            lower = max(float(module.get("period_bound_ns", 0.0)), floor)
             module, items, bins, where, cap, method = self._search_period(module, max(period, floor), budget,
-                                                                          neighbours, floor)
+                                                                          neighbours, floor, lower)
             layer_cap = {}
         else:
             module, items, bins, where, cap, layer_cap, method = self._retry(module, budget, objective, neighbours)
@@ -187,13 +190,17 @@ class PackPass:
                 method += " + cp-sat"
         return self._emit(module, items, where, method, status, lower)
 
-    def _search_period(self, module: Module, period: float, budget: int, neighbours: dict, floor: float = 0.0):
+    def _search_period(self, module: Module, period: float, budget: int, neighbours: dict, floor: float = 0.0,
+                       lower: float = 0.0):
         """The smallest period, from the duplicate pass's bound up, that water-filling packs
         into the budget (`_waterfill`): the period grows geometrically from the bound until
         a packing fits, then a bisection between the last failure and the first success;
         `search_steps` attempts at most. Each attempt tries the blocks as partitioned, with
         big light blocks halved, (when duplicate gave blocks lanes) both without lanes, and
-        (when duplicate gave grouped layers other layouts) both in the partition's layouts."""
+        (when duplicate gave grouped layers other layouts) both in the partition's layouts.
+        When `period` packs at the first attempt, the bisection runs down from it towards
+        `lower` (a period no packing beats): duplicate's target leaves cells unused for
+        packing losses, and copies may still fit in them."""
         from cimc.passes.duplicate import as_partitioned, layer_infos, with_copies, with_lanes
 
         t = module.target
@@ -233,6 +240,8 @@ class PackPass:
             return None
 
         lo, found = period, attempt(period)
+        if found is not None and 0 < lower < period:
+            lo = lower
         growth = 1.02 if self.search_steps >= 10 else 1.15  # coarser first steps when few are allowed
         while found is None and lo < hi and steps < self.search_steps - 1:
             p = min(hi, lo * growth)
@@ -502,10 +511,19 @@ class PackPass:
 
         blocks = sorted(((i, b) for i in light for b in i.blocks),
                         key=lambda ib: (-block_footprint(t, ib[1]).cells, ib[1].result))
+        # heavy blocks that leave no room beside them for any light block need crossbars of
+        # their own, one per copy the period asks for: light blocks keep off that many
+        if blocks:
+            min_r = min(block_footprint(t, b).rows for _, b in blocks)
+            min_c = min(block_footprint(t, b).cols for _, b in blocks)
+            reserved = sum(math.ceil(i.mvms * block_mvm_ns(t, b) / period * (1 - EPS)) for i in heavy for b in i.blocks
+                           if min_r > t.xbar_rows - block_footprint(t, b).rows
+                           and min_c > t.xbar_cols - block_footprint(t, b).cols)
+        light_budget = max(1, budget - reserved) if blocks else budget
         # light blocks are spread so that every crossbar keeps room for the heavy copies
         # that will use its time: each takes light cells up to their share of the budget
         light_cells = sum(block_footprint(t, b).cells for _, b in blocks)
-        light_cap = cells * min(1.0, max(0.3, light_cells / (budget * cells) + 0.1))
+        light_cap = cells * min(1.0, max(0.3, light_cells / (light_budget * cells) + 0.1))
         light_open: list[int] = []  # crossbars light blocks may still go into
         light_alive: dict[tuple[int, int], list[int]] = {}  # block shape -> crossbars it may fit
         for i, b in blocks:
@@ -523,7 +541,7 @@ class PackPass:
                 left = (cells - bins[j].used_cells - fp.cells) / cells + (period - load[j] - need) / period
                 if best is None or (left, spot[0], j) < best[0]:
                     best = ((left, spot[0], j), j, spot[1], spot[2])
-            if best is None and len(bins) >= budget:
+            if best is None and len(bins) >= light_budget:
                 # no crossbar left to open: past the light share, into the first crossbar it
                 # fits (per block shape, crossbars without room for it leave its list for good)
                 alive = light_alive.setdefault((fp.rows, fp.cols), list(range(len(bins))))
