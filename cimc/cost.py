@@ -591,14 +591,16 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
     """A period bound for crossbars that cannot share: a block that leaves no room beside it
     for the smallest block of the model (fewer free rows than any block has rows, fewer free
     columns than any has columns) has a crossbar to itself in every packing, and so has every
-    copy of it; the time that crossbar has beyond the block's load w is lost (P - w, or
-    more with copies; negative when copies must split w, which still holds). Pack
-    may instead cut a light one into two column halves that leave room: then the halves'
-    extra reads are work (e). So P x budget >= all work + sum of (P - w) over blocks alone
-    + sum of min(P - w, e) over blocks that could be halved; the least P that meets it
-    (bisection; the right side grows slower than the left). Grouped layers that may take
-    other layouts count with their least work and smallest blocks, never alone
-    (`families`: `layout_family` per layer). Single-pool chips only."""
+    copy of it. Its load w (all its MVMs) needs at least k = ceil(w / P) such crossbars, and
+    the time they have beyond w is lost: k P - w. Pack may instead cut a light one into two
+    column halves that leave room: then the halves' extra reads are work (e). So
+    P x budget >= all work + sum of (k P - w) over blocks alone + sum of min(k P - w, e) over
+    blocks alone whole that could be halved; the bound is the least P that meets it. The
+    right side is piecewise linear in P (k drops at P = w / (k - 1)): the least P is found
+    with k = 1 first (the right side then grows slower than the left: bisection), then by
+    walking the pieces up from there. Grouped layers that may take other layouts count with
+    their least work and smallest blocks, never alone (`families`: `layout_family` per
+    layer). Single-pool chips only."""
     if t.pools:
         return 0.0
     families = families or {}
@@ -623,32 +625,91 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
         return min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols
 
     work = sum(defs[name]["mvms"] * f[0] for name, f in families.items())
-    alone, halvable = [], []  # (w) and (w, extra work when halved)
+    alone = []  # (w, extra work e when halved, or None when it cannot be)
+    # the area the others need, per block: (alone whole?, (w, crossbars of cells) of one
+    # copy, the same for each half where pack may halve it, else None)
+    area_parts: dict[tuple, int] = defaultdict(int)
+    per_xbar = t.cells_per_xbar
+    for name, f in families.items():  # a copy: its programmed weights, its longest block's time
+        area_parts[(False, (defs[name]["mvms"] * f[1], weight_cells(t, defs[name]) / per_xbar), None)] += 1
     for b, fp, h in zip(first, fps, halves):
         mvms = defs[b.operands[0]]["mvms"]
         w = mvms * best_mvm_ns(t, b)
         work += w
-        if h is not None and not no_room(h[0]):
-            halvable.append((w, max(0.0, mvms * (footprint_read_ns(t, h[0]) + footprint_read_ns(t, h[1])) - w)))
-        elif no_room(fp):
-            alone.append(w)
-    if not alone and not halvable or budget <= len(alone):
+        as_halves = None if h is None else tuple((mvms * footprint_read_ns(t, x), x.cells / per_xbar) for x in h)
+        if no_room(fp):
+            e = None
+            if h is not None and not no_room(h[0]):
+                e = max(0.0, mvms * (footprint_read_ns(t, h[0]) + footprint_read_ns(t, h[1])) - w)
+            alone.append((w, e))
+            if e is not None:  # whole it holds crossbars alone, halved it shares
+                area_parts[(True, (w, 1.0), as_halves)] += 1
+        else:
+            area_parts[(False, (w, fp.cells / per_xbar), as_halves)] += 1
+    if not alone or budget <= len(alone):
         return 0.0
 
-    def short(p: float) -> float:  # > 0: p is too small
-        lost = sum(p - w for w in alone) + sum(min(p - w, e) for w, e in halvable)
-        return work + lost - p * budget
+    def copies(w: float, p: float) -> int:  # each copy does at most p of the work w
+        return max(1, math.ceil(w / p - 1e-12))
+
+    def crossbars_needed(p: float) -> float:
+        """Crossbars the blocks need at period p: every copy of a block alone takes one, and
+        nothing shares it; every other copy takes its cells of the rest."""
+        need = float(sum(copies(w, p) for w, e in alone if e is None))
+        for (whole_alone, (w, xbars), as_halves), n in area_parts.items():
+            best = copies(w, p) * xbars  # alone: a crossbar per copy; else its cells
+            if as_halves is not None:
+                best = min(best, sum(copies(wh, p) * xh for wh, xh in as_halves))
+            need += n * best
+        return need
+
+    def short(p: float) -> float:  # > 0: p is too small (every k taken as 1)
+        return work + sum(p - w if e is None else min(p - w, e) for w, e in alone) - p * budget
 
     lo = work / budget  # copies may split any block's load, so nothing higher is known yet
-    if short(lo) <= 0:
-        return lo
-    hi = lo * 2
-    while short(hi) > 0:
-        hi *= 2
-    while hi - lo > 1e-9 * hi:
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if short(mid) > 0 else (lo, mid)
-    return hi
+    if short(lo) > 0:
+        hi = lo * 2
+        while short(hi) > 0:
+            hi *= 2
+        while hi - lo > 1e-9 * hi:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if short(mid) > 0 else (lo, mid)
+        lo = hi
+    if crossbars_needed(lo) > budget * (1 + 1e-12):
+        # the area falls with p: bisect for where it fits, keeping the side where it does not
+        # (a bound must not overshoot)
+        a, b = lo, lo * 2
+        while crossbars_needed(b) > budget * (1 + 1e-12):
+            a, b = b, b * 2
+        while b - a > 1e-9 * b:
+            mid = (a + b) / 2
+            a, b = (mid, b) if crossbars_needed(mid) > budget * (1 + 1e-12) else (a, mid)
+        lo = a
+    # k = ceil(w / P) >= 1 only adds to the right side: no P below `lo` meets it. Walk up
+    # the pieces on which every k (and every min's side) is fixed: there the shortfall is
+    # A + slope x P, so its first zero is found exactly.
+    p = lo
+    for _ in range(10000):
+        const, slope, nxt = work, -float(budget), math.inf
+        for w, e in alone:
+            k = max(1, math.ceil(w / p - 1e-12))
+            if k > 1:
+                nxt = min(nxt, w / (k - 1))
+            if e is None or k * p - w <= e:
+                const -= w
+                slope += k
+                if e is not None:
+                    nxt = min(nxt, (w + e) / k)  # from there on the halves are cheaper
+            else:
+                const += e
+        if const + slope * p <= 1e-9 * p * budget:
+            return p
+        if slope < 0 and -const / slope < nxt:
+            return -const / slope
+        if nxt == math.inf:
+            return p  # cannot happen (budget > blocks alone): keep the bound found so far
+        p = max(nxt * (1 + 1e-12), p * (1 + 1e-12))
+    return lo  # (a walk that long: the k = 1 bound, which holds)
 
 
 def reprogramming_cost(module: Module, blocks: dict, placed: dict) -> dict:

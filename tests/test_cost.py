@@ -256,3 +256,61 @@ def test_mapping_over_several_chips_reports_reprogramming_one_chip_instead():
     no_write = _one_layer(t.replace(cell_write_ns=0.0, cell_write_pj=0.0), rows=128 * 6, cols=16, mvms=1,
                           passes="lower,partition,place{overflow=chips},cost").report
     assert not no_write.reprogramming["costed"] and any("not costed" in w for w in no_write.warnings)
+
+
+def _separate_convs(target, layers):
+    """A module of independent 1x1 convolutions, each (name, rows, logical cols, MVMs), as
+    `lower,partition` leaves it."""
+    ops = []
+    for name, rows, cols, mvms in layers:
+        ops += [Op.make("nn.input", "x" + name, (), shape=(1, rows, 1, mvms), name="x" + name),
+                Op.make("nn.conv", name, ["x" + name], shape=(1, cols, 1, mvms), in_channels=rows, out_channels=cols,
+                        kernel=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, weight=name + ".w",
+                        bias=False),
+                Op.make("nn.output", None, [name])]
+    return cimc.opt(Module("t", target, tuple(ops)), "lower,partition").module
+
+
+def _bound(m, budget):
+    from cimc.cost import _shared_work_bound, mapping_loads
+
+    return _shared_work_bound(m.target, mapping_loads(m).blocks, m.by_name(), budget)
+
+
+def test_a_block_alone_needs_a_crossbar_per_copy_in_the_bound():
+    """A full-crossbar block of work w_a holds a crossbar alone, and so does each of its
+    copies: at a period P it needs ceil(w_a / P) crossbars. Budget 3 beside one small block
+    (work w_b): two copies (P = w_a / 2) is the best any packing does, while counting the
+    alone block once (P - w_a of lost time) would allow (w_a + w_b) / 3."""
+    from cimc.cost import best_mvm_ns, mapping_loads
+
+    t = load_target("rram-128")
+    full = t.xbar_cols // t.cols_per_weight
+    m = _separate_convs(t, [("a", t.xbar_rows, full, 600), ("b", 16, 2, 50)])
+    blocks = mapping_loads(m).blocks
+    w_a = 600 * best_mvm_ns(t, blocks["a"][0])
+    w_b = 50 * best_mvm_ns(t, blocks["b"][0])
+    assert w_b < w_a / 2
+    assert _bound(m, 3) == pytest.approx(w_a / 2)
+    r = cimc.opt(m.with_ops(m.ops, budget=3), "duplicate,pack,cost").report
+    assert r.period_ns == pytest.approx(w_a / 2)  # the bound is met: proven optimal
+    assert r.period_lower_bound_ns == pytest.approx(w_a / 2)
+
+
+def test_blocks_beside_crossbars_held_alone_need_the_cells_left():
+    """Nothing fits beside a block that holds a crossbar alone, so the other blocks need the
+    cells of the crossbars left. One full block (work w_a) and eight quarter-crossbar blocks
+    of little work on 4 crossbars: the quarters need 2 crossbars, so the full block gets at
+    most 2 copies and P >= w_a / 2, though the time alone would allow 3 copies. Pack finds
+    that mapping: the quarters keep off the crossbars the heavy copies need."""
+    from cimc.cost import best_mvm_ns, mapping_loads
+
+    t = load_target("rram-128")
+    full = t.xbar_cols // t.cols_per_weight
+    quarters = [(f"l{i}", t.xbar_rows // 2, full // 2, 1) for i in range(8)]
+    m = _separate_convs(t, [("a", t.xbar_rows, full, 600)] + quarters)
+    w_a = 600 * best_mvm_ns(t, mapping_loads(m).blocks["a"][0])
+    assert _bound(m, 4) == pytest.approx(w_a / 2)
+    r = cimc.opt(m.with_ops(m.ops, budget=4), "duplicate,pack,cost").report
+    assert r.period_ns == pytest.approx(w_a / 2)
+    assert r.crossbars_used == 4
