@@ -461,6 +461,18 @@ class PackPass:
 
     def _waterfill(self, t, infos, period: float, budget: int, neighbours: dict | None = None,
                    relieve: bool = False):
+        """`_waterfill_once`; where that fails because a heavy block that leaves no room
+        beside it for a light one found no crossbar, again with the light blocks kept off the
+        crossbars such blocks need (denser light blocks leave less room beside them: only
+        where spreading fails)."""
+        facts: dict = {}
+        plan = self._waterfill_once(t, infos, period, budget, neighbours, relieve, facts=facts)
+        if plan is None and facts.get("reserved") and facts.get("alone_without_room"):
+            plan = self._waterfill_once(t, infos, period, budget, neighbours, relieve, reserve=True)
+        return plan
+
+    def _waterfill_once(self, t, infos, period: float, budget: int, neighbours: dict | None = None,
+                        relieve: bool = False, reserve: bool = False, facts: dict | None = None):
         """Place every layer within `period` per crossbar, or None if it takes more than
         `budget` crossbars.
 
@@ -512,17 +524,20 @@ class PackPass:
         blocks = sorted(((i, b) for i in light for b in i.blocks),
                         key=lambda ib: (-block_footprint(t, ib[1]).cells, ib[1].result))
         # heavy blocks that leave no room beside them for any light block need crossbars of
-        # their own, one per copy the period asks for: light blocks keep off that many
+        # their own, one per copy the period asks for: with `reserve`, light blocks keep off
+        # that many
         if blocks:
             min_r = min(block_footprint(t, b).rows for _, b in blocks)
             min_c = min(block_footprint(t, b).cols for _, b in blocks)
             reserved = sum(math.ceil(i.mvms * block_mvm_ns(t, b) / period * (1 - EPS)) for i in heavy for b in i.blocks
                            if min_r > t.xbar_rows - block_footprint(t, b).rows
                            and min_c > t.xbar_cols - block_footprint(t, b).cols)
-        light_budget = max(1, budget - reserved) if blocks else budget
+        light_cells = sum(block_footprint(t, b).cells for _, b in blocks)
+        if blocks and facts is not None and reserved + light_cells / cells <= budget:
+            facts["reserved"] = reserved  # (where the light cells fit beside them at all)
+        light_budget = max(1, budget - reserved) if blocks and reserve else budget
         # light blocks are spread so that every crossbar keeps room for the heavy copies
         # that will use its time: each takes light cells up to their share of the budget
-        light_cells = sum(block_footprint(t, b).cells for _, b in blocks)
         light_cap = cells * min(1.0, max(0.3, light_cells / (light_budget * cells) + 0.1))
         light_open: list[int] = []  # crossbars light blocks may still go into
         light_alive: dict[tuple[int, int], list[int]] = {}  # block shape -> crossbars it may fit
@@ -606,6 +621,9 @@ class PackPass:
                         j = new_bin()
                         if j is None:
                             if best is None:
+                                if facts is not None and blocks and min_r > t.xbar_rows - fp.rows \
+                                        and min_c > t.xbar_cols - fp.cols:
+                                    facts["alone_without_room"] = True  # what keeping light blocks off may mend
                                 return None
                         else:
                             best = (None, j, 0, 0, int(period * (1 + EPS) // tb))
