@@ -625,7 +625,8 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
         return min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols
 
     work = sum(defs[name]["mvms"] * f[0] for name, f in families.items())
-    alone = []  # (w, extra work e when halved, or None when it cannot be)
+    alone = []  # (w, extra work e when halved or None when it cannot be, the halves' (w, crossbars))
+    others = []  # the blocks that are not alone: (footprint, halves or None, w, MVMs)
     # the area the others need, per block: (alone whole?, (w, crossbars of cells) of one
     # copy, the same for each half where pack may halve it, else None)
     area_parts: dict[tuple, int] = defaultdict(int)
@@ -641,13 +642,28 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
             e = None
             if h is not None and not no_room(h[0]):
                 e = max(0.0, mvms * (footprint_read_ns(t, h[0]) + footprint_read_ns(t, h[1])) - w)
-            alone.append((w, e))
+            alone.append((w, e, as_halves if e is not None else None))
             if e is not None:  # whole it holds crossbars alone, halved it shares
                 area_parts[(True, (w, 1.0), as_halves)] += 1
         else:
             area_parts[(False, (w, fp.cells / per_xbar), as_halves)] += 1
+            others.append((fp, h, w, mvms))
     if not alone or budget <= len(alone):
         return 0.0
+    # Halves of blocks alone whole share crossbars with other halves and with the blocks
+    # that fit beside a half; the time beside the halves that those blocks cannot fill is
+    # lost as well. A crossbar holds halves worth at most its cells: the crossbars holding
+    # them have, over copies k_i of halves of c_i crossbars of cells, at least
+    # sum k_i c_i P of time, of which the blocks that fit beside a half fill at most their
+    # work (W_fit, taken at its most: halved where that reads more).
+    hr = min((x[0].rows for x in halves if x is not None), default=t.xbar_rows)
+    hc = min((x[0].cols for x in halves if x is not None), default=t.xbar_cols)
+    w_fit = sum(defs[name]["mvms"] * f[0] for name, f in families.items()
+                if f[3] <= t.xbar_rows - hr or f[4] <= t.xbar_cols - hc)
+    for fp, h, w, mvms in others:
+        if min(fp.rows, h[0].rows if h else fp.rows) <= t.xbar_rows - hr or \
+                min(fp.cols, h[0].cols if h else fp.cols) <= t.xbar_cols - hc:
+            w_fit += w if h is None else max(w, mvms * (footprint_read_ns(t, h[0]) + footprint_read_ns(t, h[1])))
 
     def copies(w: float, p: float) -> int:  # each copy does at most p of the work w
         return max(1, math.ceil(w / p - 1e-12))
@@ -655,7 +671,7 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
     def crossbars_needed(p: float) -> float:
         """Crossbars the blocks need at period p: every copy of a block alone takes one, and
         nothing shares it; every other copy takes its cells of the rest."""
-        need = float(sum(copies(w, p) for w, e in alone if e is None))
+        need = float(sum(copies(w, p) for w, e, _ in alone if e is None))
         for (whole_alone, (w, xbars), as_halves), n in area_parts.items():
             best = copies(w, p) * xbars  # alone: a crossbar per copy; else its cells
             if as_halves is not None:
@@ -664,7 +680,7 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
         return need
 
     def short(p: float) -> float:  # > 0: p is too small (every k taken as 1)
-        return work + sum(p - w if e is None else min(p - w, e) for w, e in alone) - p * budget
+        return work + sum(p - w if e is None else min(p - w, e) for w, e, _ in alone) - p * budget
 
     lo = work / budget  # copies may split any block's load, so nothing higher is known yet
     if short(lo) > 0:
@@ -687,25 +703,52 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
         lo = a
     # k = ceil(w / P) >= 1 only adds to the right side: no P below `lo` meets it. Walk up
     # the pieces on which every k (and every min's side) is fixed: there the shortfall is
-    # A + slope x P, so its first zero is found exactly.
+    # linear in P (const + slope x P), so its first zero is found exactly. Two sums of lost
+    # time hold, each a lower bound: halves costing their extra reads (e), and halves
+    # costing the crossbar time they hold less the work that fits beside them.
+    def lower_of(a, b, p, nxt):  # the smaller of two lines right of p, and where they cross
+        va, vb = a[0] + a[1] * p, b[0] + b[1] * p
+        if a[1] != b[1]:
+            q = (b[0] - a[0]) / (a[1] - b[1])
+            if q > p:
+                nxt = min(nxt, q)
+        return (a if (va, a[1]) <= (vb, b[1]) else b), nxt
+
     p = lo
     for _ in range(10000):
-        const, slope, nxt = work, -float(budget), math.inf
-        for w, e in alone:
-            k = max(1, math.ceil(w / p - 1e-12))
+        nxt = math.inf
+        share, among = [work, -float(budget)], [work - w_fit, -float(budget)]  # const, slope
+        for w, e, hv in alone:
+            k = copies(w, p)
             if k > 1:
                 nxt = min(nxt, w / (k - 1))
-            if e is None or k * p - w <= e:
-                const -= w
-                slope += k
-                if e is not None:
-                    nxt = min(nxt, (w + e) / k)  # from there on the halves are cheaper
-            else:
-                const += e
-        if const + slope * p <= 1e-9 * p * budget:
-            return p
-        if slope < 0 and -const / slope < nxt:
-            return -const / slope
+            whole = (-w, float(k))  # k P - w
+            one, two = whole, whole
+            if e is not None:
+                one, nxt = lower_of(whole, (e, 0.0), p, nxt)
+                held = 0.0
+                for wh, xh in hv:
+                    kh = copies(wh, p)
+                    if kh > 1:
+                        nxt = min(nxt, wh / (kh - 1))
+                    held += kh * xh
+                two, nxt = lower_of(whole, (-w, held), p, nxt)
+            share[0] += one[0]
+            share[1] += one[1]
+            among[0] += two[0]
+            among[1] += two[1]
+        # the least P in [p, nxt) where both lines are <= 0
+        start_p, end_p = p, nxt
+        for c, sl in (share, among):
+            tol = 1e-9 * p * budget
+            if sl < 0:
+                start_p = max(start_p, (c - tol) / -sl)
+            elif c + sl * p > tol:
+                start_p = math.inf
+            elif sl > 0:
+                end_p = min(end_p, (tol - c) / sl)
+        if start_p < end_p or (start_p <= end_p and start_p < math.inf):
+            return start_p
         if nxt == math.inf:
             return p  # cannot happen (budget > blocks alone): keep the bound found so far
         p = max(nxt * (1 + 1e-12), p * (1 + 1e-12))

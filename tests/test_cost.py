@@ -314,3 +314,21 @@ def test_blocks_beside_crossbars_held_alone_need_the_cells_left():
     r = cimc.opt(m.with_ops(m.ops, budget=4), "duplicate,pack,cost").report
     assert r.period_ns == pytest.approx(w_a / 2)
     assert r.crossbars_used == 4
+
+
+def test_halves_with_nothing_beside_them_lose_the_time_of_their_crossbars():
+    """Four light full-crossbar blocks may be halved (128 x 64 halves), but nothing else of
+    the model fits beside a half: the crossbars holding halves hold halves only, four
+    crossbars' worth of cells, and their time beyond the halves' reads is lost. On 6
+    crossbars the heavy 40 x 96 block then has 2 crossbars: P >= w_s / 2, where counting
+    the halves' extra reads alone would allow about a third of that."""
+    from cimc.cost import best_mvm_ns, mapping_loads
+
+    t = load_target("rram-128")
+    full = t.xbar_cols // t.cols_per_weight
+    light = [(f"h{i}", t.xbar_rows, full, 10) for i in range(4)]
+    m = _separate_convs(t, light + [("s", 40, 12, 600)])
+    w_s = 600 * best_mvm_ns(t, mapping_loads(m).blocks["s"][0])
+    assert _bound(m, 6) == pytest.approx(w_s / 2)
+    r = cimc.opt(m.with_ops(m.ops, budget=6), "duplicate,pack,cost").report
+    assert r.period_ns == pytest.approx(w_s / 2)  # met: the bound is tight here
