@@ -26,11 +26,14 @@ Units: ns, nJ (pJ inside), mm2. What the numbers mean:
 - Area: the tiles the placement touches (`area_mm2`) and the whole chip (`chip_area_mm2`).
 Bounds (valid for the module's partition, whatever the duplication and packing):
 - crossbars: ceil(weight cells of one copy / cells per crossbar);
-- period: total block-read time per inference over the crossbar budget, and the same for
-  the work of blocks that can share a crossbar over the crossbars left when every block
-  that cannot share has its own; no block's single MVM can be split; digital work over all
-  tiles' digital units; any op's buffer traffic; and, after `duplicate`, the proven bound
-  of its relaxation (cells, loads) with every cell of the budget allowed;
+- period: total block-read time per inference over the crossbar budget; the shared-work
+  bound (`_shared_work_bound`): a block that leaves no room beside it holds a crossbar
+  alone, one per copy the period needs (ceil(load / P)), and the time those crossbars have
+  beyond its load is lost; the other blocks' copies need the cells of the crossbars left;
+  halves of such blocks (pack may halve light ones) lose the time of the crossbars they
+  hold where little else fits beside them; no block's single MVM can be split; digital
+  work over all tiles' digital units; any op's buffer traffic; and, after `duplicate`, the
+  proven bound of its relaxation (cells, loads) with every cell of the budget allowed;
 - latency: the longest path with every weight layer at one MVM time (unlimited copies)
   and every digital op at one output row's time (ops stream row by row).
 The ISAAC-like baseline of the same partition (every block on its own crossbar, one copy)
