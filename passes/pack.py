@@ -461,13 +461,13 @@ class PackPass:
 
     def _waterfill(self, t, infos, period: float, budget: int, neighbours: dict | None = None,
                    relieve: bool = False):
-        """`_waterfill_once`; where that fails because a heavy block that leaves no room
-        beside it for a light one found no crossbar, again with the light blocks kept off the
-        crossbars such blocks need (denser light blocks leave less room beside them: only
-        where spreading fails)."""
+        """`_waterfill_once`; where that fails and some heavy blocks leave no room beside
+        them for a light one, again with the light blocks kept off the crossbars those need
+        (denser light blocks leave less room beside them: only where spreading fails; a
+        failure of any kind, since where the light blocks sit shapes every later step)."""
         facts: dict = {}
         plan = self._waterfill_once(t, infos, period, budget, neighbours, relieve, facts=facts)
-        if plan is None and facts.get("reserved") and facts.get("alone_without_room"):
+        if plan is None and facts.get("reserved"):
             plan = self._waterfill_once(t, infos, period, budget, neighbours, relieve, reserve=True)
         return plan
 
@@ -621,9 +621,6 @@ class PackPass:
                         j = new_bin()
                         if j is None:
                             if best is None:
-                                if facts is not None and blocks and min_r > t.xbar_rows - fp.rows \
-                                        and min_c > t.xbar_cols - fp.cols:
-                                    facts["alone_without_room"] = True  # what keeping light blocks off may mend
                                 return None
                         else:
                             best = (None, j, 0, 0, int(period * (1 + EPS) // tb))
