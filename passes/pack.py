@@ -587,6 +587,8 @@ class PackPass:
             if bins[j].used_cells >= 0.97 * light_cap and j in light_open:
                 light_open.remove(j)
             where[b.result] = (j, r, c)
+        if facts is not None and len(bins) <= budget - facts.get("reserved", 0):
+            facts["reserved"] = 0  # the light blocks left those crossbars empty: keeping off them changes nothing
         shape_heaps: dict[tuple[int, int], list] = {}  # for `_any_room`
         heavy = sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), i.name))
         work_left = sum(i.mvms * i.sum_mvm_ns for i in heavy)
