@@ -601,9 +601,14 @@ def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict 
     blocks alone whole that could be halved; the bound is the least P that meets it. The
     right side is piecewise linear in P (k drops at P = w / (k - 1)): the least P is found
     with k = 1 first (the right side then grows slower than the left: bisection), then by
-    walking the pieces up from there. Grouped layers that may take other layouts count with
-    their least work and smallest blocks, never alone (`families`: `layout_family` per
-    layer). Single-pool chips only."""
+    walking the pieces up from there. Two more conditions hold and raise it: nothing fits
+    beside a block alone, so the other blocks' copies (ceil(w / P) each, a copy of a grouped
+    layer at least its weight cells) must fit in the cells of the crossbars left; and halves
+    that only halves and a few small blocks fit beside hold crossbars whose time beyond the
+    halves' reads is lost, less the work of those small blocks (the walk takes the larger of
+    the two sums of lost time). Grouped layers that may take other layouts count with their
+    least work and smallest blocks, never alone (`families`: `layout_family` per layer).
+    Single-pool chips only."""
     if t.pools:
         return 0.0
     families = families or {}

@@ -461,10 +461,9 @@ class PackPass:
 
     def _waterfill(self, t, infos, period: float, budget: int, neighbours: dict | None = None,
                    relieve: bool = False):
-        """`_waterfill_once`; where that fails and some heavy blocks leave no room beside
-        them for a light one, again with the light blocks kept off the crossbars those need
-        (denser light blocks leave less room beside them: only where spreading fails; a
-        failure of any kind, since where the light blocks sit shapes every later step)."""
+        """`_waterfill_once`; where that fails after the light blocks took crossbars that
+        heavy blocks with no room beside them need, again with the light blocks kept off
+        those (denser light blocks leave less room beside them: only where spreading fails)."""
         facts: dict = {}
         plan = self._waterfill_once(t, infos, period, budget, neighbours, relieve, facts=facts)
         if plan is None and facts.get("reserved"):
