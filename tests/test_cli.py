@@ -198,11 +198,26 @@ def test_interrupted_compile_keeps_the_previous_output(tmp_path):
     import signal
     import time
 
+    def cpu_s(pid: int) -> float:  # user + system CPU time of a process (Linux)
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    # the imports' own CPU time, so that the interrupt lands in the compile whatever the load
+    # (wall time is not enough on a busy machine: a Ctrl-C during imports is another matter)
+    imports = subprocess.Popen([sys.executable, "-c", "import cimc, cimc.cli, time; time.sleep(30)"])
+    before = -1.0
+    while (now := cpu_s(imports.pid)) != before or now == 0:
+        before = now
+        time.sleep(0.5)
+    imports.kill()
+    imports.wait()
     out = tmp_path / "out.cim"
     out.write_text("previous mapping\n")
     p = subprocess.Popen([sys.executable, "-m", "cimc", "compile", str(zoo("densenet121")), "-o", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)  # imports done, the compile is running (it takes well over 3 s)
+    deadline = time.monotonic() + 120
+    while cpu_s(p.pid) < now + 1.5 and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # imports done, the compile is running (it takes several CPU seconds)
     assert p.poll() is None, "the compile ended before it could be interrupted"
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
