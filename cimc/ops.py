@@ -36,12 +36,12 @@ def _is(kind: str, value) -> bool:
     if t is str:
         return kind == "str"
     if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
+        return _int(value)
     if kind == "range":
         return (isinstance(value, tuple) and len(value) == 2 and _int(value[0]) and _int(value[1])
                 and 0 <= value[0] < value[1])
     if kind == "float":
-        return isinstance(value, float) or _is("int", value)
+        return isinstance(value, float) or _int(value)
     if kind == "str":
         return isinstance(value, str)
     if kind == "bool":
