@@ -7,6 +7,7 @@
 """
 
 from cimc.api import Result, compile, import_model, opt, report
+from cimc.frontend import export_torch as export_onnx
 from cimc.errors import CimcError, Infeasible, MappingSyntaxError, ModelError, TargetError, VerifyError
 from cimc.ir import Module, Op
 from cimc.targets import Target, load_target, preset_names
@@ -16,7 +17,7 @@ from cimc.verify import verify
 __version__ = "0.1.0"
 
 __all__ = [
-    "compile", "import_model", "opt", "report", "Result", "Module", "Op", "Target", "load_target", "preset_names",
+    "compile", "import_model", "export_onnx", "opt", "report", "Result", "Module", "Op", "Target", "load_target", "preset_names",
     "parse", "parse_file", "print_module", "verify",
     "CimcError", "Infeasible", "MappingSyntaxError", "ModelError", "TargetError", "VerifyError",
 ]

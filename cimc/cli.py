@@ -20,6 +20,7 @@ EPILOG = """examples:
   cimc report model.cim
   cimc targets
   cimc eval model.onnx --target rram-256 --data fashion-mnist --sigma 0.1 --draws 20
+  cimc search examples/search/quick.toml --trials 12 --seed 0 --out runs/quick/
 """
 
 
@@ -88,6 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--adc-bits", type=int, help="ADC bits for the simulation (0: no ADC quantisation)")
     e.add_argument("--json", action="store_true", help="print JSON instead of the table")
     e.add_argument("--report", help="write the JSON here")
+
+    # `cimc search` is run by cimc.search.cli (the search sits above the core); listed here for --help
+    sub.add_parser("search", help="joint network + hardware search (cimc search --help)", add_help=False)
 
     t = sub.add_parser("targets", help="list target presets", description=(
         "List target presets (list), show one with its derived figures (show NAME), or list the "
@@ -317,6 +321,8 @@ def run(argv: list[str]) -> int:
         _targets(args)
     elif args.command == "eval":
         _eval(args)
+    elif args.command == "search":
+        raise CimcError("cimc search runs through the cimc command (cimc.search.cli:main), not cimc.cli.")
     return 0
 
 
