@@ -4,16 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: example test test-fast bench clean data example-accuracy
+.PHONY: example test test-fast bench clean data debs example-accuracy example-search
 
-# Fashion-MNIST from Debian's package (the accuracy tests and example use it; nothing is downloaded at run time).
+# Debian packages the tests use: Fashion-MNIST (the accuracy tests and example; nothing is
+# downloaded at run time) and PostgreSQL (the distributed-search test starts a throw-away
+# cluster of its own on 127.0.0.1). Installed with apt when missing (as root, or through sudo).
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-NODATA := warning: could not install Debian's dataset-fashion-mnist (needs apt and root or sudo); the test of its loader then checks the error message instead
-$(FMNIST):
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) || echo "$(NODATA)"; \
-	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then (sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null) || echo "$(NODATA)"; \
-	else echo "$(NODATA)"; fi
-data: $(FMNIST)
+DEBS = $(if $(wildcard $(FMNIST)),,dataset-fashion-mnist) $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
+NODEBS := warning: could not install Debian packages (needs apt and root or sudo); the tests that need them then check the error message (Fashion-MNIST) or are skipped outside CI (PostgreSQL)
+debs:
+	@if [ -n "$(strip $(DEBS))" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(DEBS)) >/dev/null) || echo "$(NODEBS)"; \
+	  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(DEBS)) >/dev/null) || echo "$(NODEBS)"; \
+	  else echo "$(NODEBS)"; fi; fi
+data: debs
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +31,7 @@ example: $(STAMP)
 	$(BIN)/cimc compile examples/resnet20.onnx --target rram-256 -o out/resnet20.cim --report out/resnet20.json
 
 # The whole test suite, slow end-to-end cases included, on 2 workers.
-test: $(STAMP) $(FMNIST)
+test: $(STAMP) debs
 	$(BIN)/python -m pytest -n 2 -q
 
 # Without the slow end-to-end cases.
@@ -35,11 +39,15 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 # Accuracy on the simulated chip: train on Fashion-MNIST plainly and variation-aware, compile, evaluate.
-example-accuracy: $(STAMP) $(FMNIST)
+example-accuracy: $(STAMP) debs
 	$(BIN)/python examples/fashion_mnist.py
+
+# A joint network + hardware search on digits, 12 trials (runs/quick/: trials, Pareto front, plots).
+example-search: $(STAMP)
+	$(BIN)/cimc search examples/search/quick.toml --trials 12 --seed 0 --out runs/quick/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compile_time.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .hypothesis
+	rm -rf $(VENV) out runs .pytest_cache .hypothesis

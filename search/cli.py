@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--final-pipeline", help="pipeline for the Pareto points (default: the space's, else full)")
     p.add_argument("--no-final", action="store_true", help="do not re-compile the Pareto points")
     p.add_argument("--timeout", type=float, help="stop this process's loop after this many seconds")
+    p.add_argument("--heartbeat", type=int, default=10, metavar="S",
+                   help="heartbeat interval of a running trial in a storage (default 10 s); a trial whose worker "
+                        "is silent for 3 intervals is failed and run again")
     prog = p.add_mutually_exclusive_group()
     prog.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="a progress line per trial even when stderr is not a terminal")
@@ -93,7 +96,8 @@ def search(argv: list[str]) -> int:
     result = run(space, trials=args.trials, seed=args.seed, storage=args.storage,
                  study=args.study or space_path.stem, sampler=args.sampler, workers=args.workers, out=out,
                  pipeline=args.pipeline, final_pipeline=args.final_pipeline, resume=args.resume,
-                 progress=args.progress, timeout_s=args.timeout, final=not args.no_final)
+                 progress=args.progress, timeout_s=args.timeout, final=not args.no_final,
+                 heartbeat_s=args.heartbeat, grace_s=3 * args.heartbeat)
     print(result.table())
     print(f"\nwrote {out}/: trials.csv, pareto.json, pareto.png, hypervolume.png"
           + (", points/" if not args.no_final and result.pareto() else ""))

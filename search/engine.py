@@ -26,6 +26,7 @@ import json
 import math
 import multiprocessing
 import os
+import socket
 import sys
 import threading
 import time
@@ -96,7 +97,7 @@ def make_storage(url: str | None, settings: Settings):
             url, engine_kwargs=kwargs, heartbeat_interval=settings.heartbeat_s, grace_period=settings.grace_s,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     except ImportError as e:
-        raise SpaceError(f"--storage {url}: a driver is missing ({e}); for PostgreSQL: pip install psycopg2-binary."
+        raise SpaceError(f"--storage {url}: a driver is missing ({e}); for PostgreSQL: pip install 'psycopg[binary]'."
                          ) from None
     except Exception as e:  # SQLAlchemy's and the drivers' errors: cannot connect, bad URL, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -300,6 +301,9 @@ def chip_accuracy(onnx_model, module, data, target, chip: Chip) -> dict:
 
 # ---- the trial loop ---------------------------------------------------------------------------
 
+WORKER_HOST = socket.gethostname()
+
+
 def canonical_key(network: dict, hardware: dict) -> str:
     return hashlib.sha256(json.dumps({"n": network, "h": hardware}, sort_keys=True, default=str).encode()
                           ).hexdigest()[:24]
@@ -368,7 +372,9 @@ def worker(study, storage, lock, settings: Settings, oracle: Oracle | None = Non
             if complete >= settings.trials:
                 return done
             if waiting or complete + running < settings.trials:
-                trial = study.ask()  # a waiting (retried) trial first, else a new one
+                with warnings.catch_warnings():  # Optuna warns that heartbeats belong to optimize(); _Heartbeat beats
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = study.ask()  # a waiting (retried) trial first, else a new one
                 if hasattr(storage, "record_heartbeat") and getattr(storage, "heartbeat_interval", None):
                     storage.record_heartbeat(trial._trial_id)  # stale detection needs one beat
         if trial is None:  # the others' trials fill the study: wait for them to end or go stale
@@ -389,6 +395,7 @@ def run_trial(study, trial, settings: Settings, oracle: Oracle) -> None:
     import optuna
 
     t0 = time.perf_counter()
+    trial.set_user_attr("worker", f"{WORKER_HOST}:{os.getpid()}")
     try:
         net_cfg, hw_cfg = settings.space.suggest(trial)
         _, used = settings.space.network.build(net_cfg, settings.data.shape)
@@ -484,6 +491,12 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpaceError(f"workers = {workers!r}; give a positive integer.")
+    if not (isinstance(heartbeat_s, int) and 1 <= heartbeat_s <= 3600 and isinstance(grace_s, int)
+            and grace_s > heartbeat_s):
+        raise SpaceError(f"heartbeat {heartbeat_s!r} s must be 1 to 3600, and the grace period {grace_s!r} s longer.")
+    if timeout_s is not None and not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s)
+                                      and timeout_s > 0):
+        raise SpaceError(f"timeout {timeout_s!r}: give a positive number of seconds.")
     if progress is None:
         progress = sys.stderr.isatty()
     settings = settings_for(space, objectives, constraints, evaluator, trials, seed, sampler, pipeline,

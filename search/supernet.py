@@ -107,7 +107,7 @@ class Trainer:
                     kd.backward()
                 opt.step()
                 sched.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             if self.log:
                 self.log(f"supernet epoch {epoch + 1}/{self.epochs}: loss of the largest member "
                          f"{total / len(xt):.4f}")
