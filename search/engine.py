@@ -501,6 +501,8 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
         progress = sys.stderr.isatty()
     settings = settings_for(space, objectives, constraints, evaluator, trials, seed, sampler, pipeline,
                             final_pipeline, data, reference, chip, progress, heartbeat_s, grace_s)
+    if progress and getattr(settings.evaluator, "log", False) is None:  # a supernet's training, epoch by epoch
+        settings.evaluator.log = lambda message: print(f"cimc search: {message}", file=sys.stderr, flush=True)
     out = Path(out) if out is not None else None
     if out is not None:
         if out.exists() and not out.is_dir():
