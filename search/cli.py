@@ -86,13 +86,12 @@ def search(argv: list[str]) -> int:
     out = Path(args.out) if args.out else Path("runs") / space_path.stem
     if out.exists() and not out.is_dir():
         raise CimcError(f"--out '{out}' is a file; give a folder.")
-    for name in ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png"):
-        f = out / name
-        if f.is_symlink() or (f.exists() and not f.is_file()):
-            raise CimcError(f"--out: '{f}' is a link or not a regular file; cimc writes only regular files. "
-                            "Give another folder.")
-        if f.exists() and space_path.exists() and os.path.samefile(f, space_path):
-            raise CimcError(f"--out: '{f}' is the space file; give another folder.")
+    from cimc.search.results import check_output
+
+    for name in ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png"):  # before any work
+        check_output(out / name)
+        if (out / name).exists() and os.path.samefile(out / name, space_path):
+            raise CimcError(f"--out: '{out / name}' is the space file; give another folder.")
     result = run(space, trials=args.trials, seed=args.seed, storage=args.storage,
                  study=args.study or space_path.stem, sampler=args.sampler, workers=args.workers, out=out,
                  pipeline=args.pipeline, final_pipeline=args.final_pipeline, resume=args.resume,

@@ -515,6 +515,9 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
         storage = f"sqlite:///{(out / 'study.db').resolve()}"
     study_obj, store = open_study(settings, storage, study, resume)
     lock = make_lock(storage, study)
+    oracle = Oracle(settings)
+    if hasattr(settings.evaluator, "supernet"):  # trained (or loaded) once, before workers fork
+        settings.evaluator.supernet(space.network, space.net_knobs, settings.data)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     bar = Progress(settings) if progress else None
     children = []
@@ -528,7 +531,7 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
             p.start()
             children.append(p)
     try:
-        worker(study_obj, store, lock, settings, deadline=deadline, on_trial=bar.update if bar else None)
+        worker(study_obj, store, lock, settings, oracle, deadline=deadline, on_trial=bar.update if bar else None)
     finally:
         for p in children:
             p.join()
@@ -538,7 +541,7 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
     if failed:
         raise CimcError(f"{len(failed)} of the {workers - 1} extra workers stopped with an error (exit codes "
                         f"{failed}); the study keeps every trial they completed, rerun with --resume.")
-    result = Result(study_obj, settings, out)
+    result = Result(study_obj, settings, out, oracle)
     if out is not None:
         write_outputs(result, final=final)
     return result

@@ -89,8 +89,8 @@ def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
 class Result:
     """A finished (or running) search: its study, settings and output folder."""
 
-    def __init__(self, study, settings, out: Path | None):
-        self.study, self.settings, self.out = study, settings, out
+    def __init__(self, study, settings, out: Path | None, oracle=None):
+        self.study, self.settings, self.out, self.oracle = study, settings, out, oracle
         self._points: list[Point] | None = None
 
     # ---- trials -------------------------------------------------------------------------
@@ -175,9 +175,21 @@ class Result:
 
 # ---- files ----------------------------------------------------------------------------------
 
+def check_output(path: Path) -> None:
+    """cimc writes only regular files: an output path that is a link, a folder, a device or a
+    FIFO is refused, never replaced."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise cimc.CimcError(f"output '{path}' is a link or not a regular file; cimc replaces only regular files. "
+                             "Give another --out folder.")
+
+
 def write_outputs(result: Result, final: bool = True) -> None:
     out = result.out
     s = result.settings
+    for name in ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png"):
+        check_output(out / name)
+    if (out / "points").is_symlink() or ((out / "points").exists() and not (out / "points").is_dir()):
+        raise cimc.CimcError(f"'{out / 'points'}' is a link or not a folder; give another --out folder.")
     points = result.pareto()
     if final:
         points = [finish_point(result, p) for p in points]
@@ -210,8 +222,12 @@ def finish_point(result: Result, p: Point) -> Point:
 
     s = result.settings
     folder = result.out / "points" / f"{p.trial:05d}"
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise cimc.CimcError(f"'{folder}' is a link or not a folder; give another --out folder.")
     folder.mkdir(parents=True, exist_ok=True)
-    oracle = Oracle(s)
+    for name in POINT_FILES:
+        check_output(folder / name)
+    oracle = result.oracle or Oracle(s)  # the loop's: its networks are trained already
     net = oracle.network({**_defaults(s), **p.network})
     final: dict = {"pipeline": s.final_pipeline}
     hw = dict(p.hardware)

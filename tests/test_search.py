@@ -475,3 +475,20 @@ def _wait_for(cond, proc, timeout=120.0):
         if time.monotonic() - t0 > timeout:
             raise AssertionError("timed out waiting for the worker")
         time.sleep(0.05)
+
+
+def test_outputs_never_replace_links_or_folders(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    (out / "pareto.json").symlink_to(victim)
+    code, _, err = cli("search", QUICK, "--trials", "2", "--out", out)
+    assert code == 1 and "is a link or not a regular file" in err and "Traceback" not in err
+    assert victim.read_text() == "keep me" and (out / "pareto.json").is_symlink()
+    (out / "pareto.json").unlink()
+    (out / "trials.csv").mkdir()
+    code, _, err = cli("search", QUICK, "--trials", "2", "--out", out)
+    assert code == 1 and "not a regular file" in err
+    code, _, err = cli("search", QUICK, "--trials", "2", "--out", victim)
+    assert code == 1 and "is a file; give a folder" in err and victim.read_text() == "keep me"
