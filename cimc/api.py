@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cimc import files
 from cimc.cost import evaluate
 from cimc.errors import CimcError
 from cimc.frontend import export_torch, import_onnx
@@ -48,20 +48,10 @@ class Result:
         write_atomic(Path(path), self.text())
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: `path` is never half-written."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def write_atomic(path: "str | os.PathLike", text: "str | bytes") -> None:
+    """Write to a temporary file beside `path`, then rename: `path` is never half-written, and
+    only a regular file (or a new name) is replaced (see cimc.files)."""
+    files.write_atomic(path, text)
 
 
 def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEFAULT, *, batch: int = 1,
@@ -146,8 +136,8 @@ def with_input_density(module: Module, spec) -> Module:
     if isinstance(spec, (str, Path)):
         path = spec
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            data = json.loads(files.read_text(path, "input density file"))
+        except json.JSONDecodeError as e:
             raise CimcError(f"input density '{path}': not a number and not a readable JSON file ({e}).") from None
         spec = data.get("input_density", data) if isinstance(data, dict) else data
         if not isinstance(spec, dict) or not spec:

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from cimc import files
 from cimc.errors import CimcError
 
 EPILOG = """examples:
@@ -124,30 +125,26 @@ def _input_shapes(items: list[str]) -> dict:
     return shapes
 
 
-def _check_outputs(args, inputs: list[str]) -> None:
-    """Refuse an output path that is an input file or an existing folder."""
-    outs = [x for x in (getattr(args, "output", None), getattr(args, "report", None)) if x]
-    if len(outs) == 2 and os.path.abspath(outs[0]) == os.path.abspath(outs[1]):
-        raise CimcError(f"-o and --report both name '{outs[0]}'; give two different files.")
-    for out in outs:
-        path = Path(out)
-        if path.is_dir():
-            raise CimcError(f"output '{out}' is a folder; give a file name.")
-        if not path.parent.exists() and str(path.parent) not in ("", "."):
-            raise CimcError(f"output '{out}': folder '{path.parent}' does not exist.")
-        for inp in inputs:
-            if path.exists() and Path(inp).exists() and os.path.samefile(path, inp):
-                raise CimcError(f"output '{out}' is the input file; cimc never overwrites its input. "
-                                "Give another output name.")
+def _check_outputs(args, inputs: list) -> None:
+    """Before any work: every output is a regular file or a new name ('-': standard output),
+    no output is an input (model, mapping, target file, density file, data file), and the two
+    outputs are two files (cimc.files)."""
+    target = getattr(args, "target", None)
+    extra = [target if target and (str(target).endswith(".toml") or os.path.exists(target)) else None,
+             getattr(args, "input_density", None), getattr(args, "data", None)]
+    files.check_outputs({"-o": getattr(args, "output", None), "--report": getattr(args, "report", None)},
+                        [i for i in list(inputs) + extra if i])
 
 
 def _emit(args, result) -> None:
     from cimc.api import write_atomic
 
     if getattr(args, "output", None):
-        write_atomic(Path(args.output), result.text())
+        write_atomic(args.output, result.text())
     if args.report:
-        write_atomic(Path(args.report), result.to_json() + "\n")
+        write_atomic(args.report, result.to_json() + "\n")
+    if "-" in (getattr(args, "output", None), args.report):  # stdout holds the file; nothing else goes there
+        return
     if args.json:
         print(result.to_json())
     else:
@@ -287,8 +284,9 @@ def _eval(args) -> None:
                             variation=var, draws=args.draws, seed=args.seed, limit=args.limit,
                             precision={"adc_bits": args.adc_bits}, **_overrides(args.set))
     if args.report:
-        write_atomic(Path(args.report), rep.to_json() + "\n")
-    print(rep.to_json() if args.json else rep.table())
+        write_atomic(args.report, rep.to_json() + "\n")
+    if args.report != "-":
+        print(rep.to_json() if args.json else rep.table())
 
 
 def run(argv: list[str]) -> int:
@@ -329,13 +327,17 @@ def run(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        return run(argv)
+        with files.terminating():  # SIGTERM/SIGHUP clean up a write in progress, like Ctrl-C
+            return run(argv)
     except CimcError as e:
         print(f"cimc: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cimc: interrupted; no output file was written or changed.", file=sys.stderr)
         return 130
+    except files.Terminated as e:
+        print(f"cimc: stopped by {e}; no output file was written or changed.", file=sys.stderr)
+        return 128 + e.signum
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug: say so plainly; the traceback only on request

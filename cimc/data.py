@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimc import files
 from cimc.errors import CimcError
 
 FASHION_DIR = Path(os.environ.get("CIMC_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
@@ -80,8 +81,14 @@ def _fashion() -> Dataset:
 
 
 def _npz(path: Path) -> Dataset:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file. Give 'digits', 'fashion-mnist' or an .npz file with arrays x and y.")
+    try:
+        files.check_input(path, "data file", files.DATA_MAX_BYTES, missing=f"{path}: no such file. Give 'digits', "
+                          "'fashion-mnist' or an .npz file with arrays x and y.")
+        _check_members(path)
+    except DataError:
+        raise
+    except CimcError as e:
+        raise DataError(str(e)) from None
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -105,6 +112,23 @@ def _npz(path: Path) -> Dataset:
     if x.ndim == 3:
         x = x[:, None]
     return Dataset(path.name, np.asarray(xtr, np.float32), np.asarray(ytr, np.int64), x, np.asarray(y, np.int64))
+
+
+def _check_members(path: Path) -> None:
+    """The arrays' uncompressed sizes, before any is expanded (a small file can inflate to GBs)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e}).") from None
+    total = sum(m.file_size for m in members)
+    if total > files.DATA_MAX_BYTES:
+        big = max(members, key=lambda m: m.file_size)
+        raise DataError(f"{path}: its arrays expand to {files.size_text(total)} ('{big.filename}' alone "
+                        f"{files.size_text(big.file_size)}), over the {files.size_text(files.DATA_MAX_BYTES)} cimc "
+                        "loads; give a smaller data set.")
 
 
 def load_dataset(name: str) -> Dataset:

@@ -45,7 +45,12 @@ class Infeasible(CimcError):
 class MappingSyntaxError(CimcError):
     """Mapping-IR text that does not parse; the message carries file:line:col and a caret."""
 
+    WINDOW = 60  # characters of the source line shown on each side of the caret
+
     def __init__(self, message: str, filename: str, line: int, column: int, source_line: str):
         self.filename, self.line, self.column = filename, line, column
-        caret = " " * max(column - 1, 0) + "^"
-        super().__init__(f"{filename}:{line}:{column}: {message}\n  {source_line}\n  {caret}")
+        start = max(0, column - 1 - self.WINDOW)
+        end = column - 1 + self.WINDOW
+        shown = ("..." if start else "") + source_line[start:end] + ("..." if end < len(source_line) else "")
+        caret = " " * (column - 1 - start + (3 if start else 0)) + "^"
+        super().__init__(f"{filename}:{line}:{column}: {message}\n  {shown}\n  {caret}")

@@ -31,7 +31,8 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from cimc.errors import ModelError
+from cimc import files
+from cimc.errors import CimcError, ModelError
 from cimc.ir import Module, Op, freeze_attrs
 from cimc.targets import Target
 
@@ -85,14 +86,11 @@ def read_model(source, what: str | None = None) -> tuple[onnx.ModelProto, str, P
     if isinstance(source, (bytes, bytearray)):
         return _decode(bytes(source), what or "<bytes>"), what or "model", None
     path = Path(source)
-    if not path.exists():
-        raise ModelError(f"{path}: no such file. Give the path of an .onnx model.")
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder, not an ONNX file.")
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read it ({e.strerror}).") from None
+        data = files.read_bytes(path, "model", files.MODEL_MAX_BYTES,
+                                missing=f"{path}: no such file. Give the path of an .onnx model.")
+    except CimcError as e:
+        raise ModelError(str(e)) from None
     if not data:
         raise ModelError(f"{path}: the file is empty. Export the model again (e.g. torch.onnx.export).")
     model = _decode(data, str(path))
@@ -148,6 +146,19 @@ def _dims(type_proto) -> tuple[int | None, ...] | None:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in type_proto.tensor_type.shape.dim)
 
 
+def _check(model: onnx.ModelProto, where: str) -> None:
+    """ONNX's own checker: a graph that breaks ONNX's rules (two nodes writing one tensor, an
+    opset newer than this onnx knows, a malformed attribute) is refused with its reason."""
+    try:
+        onnx.checker.check_model(model)
+    except ValueError as e:  # over 2 GB: the checker cannot take it in memory
+        raise ModelError(f"{where}: the ONNX checker cannot read it ({str(e).strip().splitlines()[0]}).") from None
+    except Exception as e:  # onnx.checker.ValidationError and the C++ layer's errors
+        reason = " ".join(str(e).strip().split())
+        raise ModelError(f"{where}: the model breaks ONNX's rules (onnx.checker: {reason[:300]}). Export it again, "
+                         "or repair it with onnx's tools.") from None
+
+
 def _fix_inputs(model: onnx.ModelProto, where: str, batch: int, input_shapes: dict) -> None:
     inits = {i.name for i in model.graph.initializer}
     for inp in model.graph.input:
@@ -166,6 +177,10 @@ def _fix_inputs(model: onnx.ModelProto, where: str, batch: int, input_shapes: di
         for axis, d in enumerate(inp.type.tensor_type.shape.dim):
             if d.HasField("dim_value") and d.dim_value > 0:
                 continue
+            if d.HasField("dim_value") and d.dim_value < 0:
+                raise ModelError(f"{where}: input '{inp.name}' has a negative dimension ({d.dim_value}) at axis "
+                                 f"{axis}; a dimension is a size of 1 or more. Fix the export, or give the shape "
+                                 f"with --input-shape {inp.name}=d0,d1,...")
             if d.HasField("dim_value") and d.dim_value == 0 and axis != 0:
                 raise ModelError(f"{where}: input '{inp.name}' has a zero-sized dimension at axis {axis}; "
                                  "a tensor with no elements cannot be mapped.")
@@ -271,7 +286,7 @@ def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
             replacement = onnx.helper.make_node("Identity", [first], [n.output[0]], name=n.name)
             probe.graph.node[i].CopyFrom(replacement)
     try:
-        inferred = onnx.shape_inference.infer_shapes(probe, check_type=False, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(probe, check_type=False, strict_mode=True, data_prop=True)
     except Exception as e:  # onnx raises several types, all meaning "the graph is inconsistent"
         raise ModelError(f"{where}: ONNX shape inference failed: {str(e).strip().splitlines()[0]}") from None
     if unknown:
@@ -354,23 +369,42 @@ def _constants(model: onnx.ModelProto, nodes, shapes: dict) -> set[str]:
 
 
 def _toposort(model: onnx.ModelProto, where: str) -> list:
+    """Nodes in an order where each comes after the nodes it reads (Kahn's algorithm, the
+    lowest original position first: a graph already in order keeps its order). Linear in the
+    graph's size up to the heap's log factor."""
+    import heapq
+
     g = model.graph
     known = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
-    pending, ordered = list(g.node), []
-    while pending:
-        rest = []
-        for node in pending:
-            if all(i in known for i in node.input):
-                ordered.append(node)
-                known.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):
-            n = rest[0]
-            missing = [i for i in n.input if i not in known]
-            raise ModelError(f"{where}: node '{n.name or n.op_type}' ({n.op_type}) uses '{missing[0]}', "
-                             "which no node or input produces (or the graph has a cycle).")
-        pending = rest
+    nodes = list(g.node)
+    waiting_on: dict[str, list[int]] = {}
+    missing_count = []
+    for idx, node in enumerate(nodes):
+        need = {i for i in node.input if i not in known}
+        missing_count.append(len(need))
+        for name in need:
+            waiting_on.setdefault(name, []).append(idx)
+    ready = [i for i, c in enumerate(missing_count) if c == 0]
+    heapq.heapify(ready)
+    ordered, made = [], set()
+    while ready:
+        idx = heapq.heappop(ready)
+        ordered.append(nodes[idx])
+        for out in nodes[idx].output:
+            if out in made or out in known:
+                continue
+            made.add(out)
+            for j in waiting_on.pop(out, ()):
+                missing_count[j] -= 1
+                if missing_count[j] == 0:
+                    heapq.heappush(ready, j)
+    if len(ordered) < len(nodes):
+        done = {id(n) for n in ordered}
+        n = next(x for x in nodes if id(x) not in done)
+        have = known | made
+        missing = [i for i in n.input if i not in have]
+        raise ModelError(f"{where}: node '{n.name or n.op_type}' ({n.op_type}) uses '{missing[0]}', "
+                         "which no node or input produces (or the graph has a cycle).")
     return ordered
 
 
@@ -400,19 +434,21 @@ def import_onnx(source, target: Target, *, batch: int = 1, input_shapes: dict | 
     where = str(source) if isinstance(source, (str, Path)) else stem
     if batch < 1:
         raise ModelError(f"batch must be at least 1, got {batch}.")
-    if _opset(model) < 7:
-        try:
-            model = onnx.version_converter.convert_version(model, 9)
-        except Exception as e:  # the converter raises bare RuntimeErrors
-            raise ModelError(f"{where}: opset {_opset(model)} is older than 7 and onnx's version converter "
-                             f"could not upgrade it ({str(e).splitlines()[0]}). Re-export with opset 7 or newer.") from None
-    else:
-        model = _shapes_only(model)
     for node in model.graph.node:
         for a in node.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise ModelError(f"{where}: node '{node.name or node.output[0]}' is a {node.op_type}, a control-flow "
                                  "op with a subgraph; cimc maps static graphs only. Export the model with loops unrolled.")
+    if _opset(model) < 7:
+        _check(model, where)
+        try:
+            model = onnx.version_converter.convert_version(model, 9)
+        except Exception as e:  # the converter raises bare RuntimeErrors
+            raise ModelError(f"{where}: opset {_opset(model)} is older than 7 and onnx's version converter "
+                             f"could not upgrade it ({str(e).splitlines()[0]}). Re-export with opset 7 or newer.") from None
+    _check(model, where)
+    if _opset(model) >= 7:
+        model = _shapes_only(model)
     _fix_inputs(model, where, batch, dict(input_shapes or {}))
     model = _infer(model, where)
     shapes, types = _collect_shapes(model)
@@ -530,7 +566,9 @@ def _shape_of(g: _Graph, name: str, where: str, label: str) -> tuple[int, ...]:
 
 
 def _lower_node(node, g: _Graph, result: str, operands: list[str], where: str, label: str) -> list[Op]:
-    t = node.op_type
+    # an op of another domain is not the standard op of the same name (a com.example Conv is
+    # not a Conv): it goes to the unknown-op rule below
+    t = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
     shp = lambda n: _shape_of(g, n, where, label)  # noqa: E731
     out = shp(node.output[0])
     out_n = _numel(out)
@@ -622,7 +660,7 @@ def _lower_node(node, g: _Graph, result: str, operands: list[str], where: str, l
             s = g.shapes.get(i)
             if s is not None and len(s) >= 2 and _numel([d or 1 for d in s]) > 1:
                 raise ModelError(
-                    f"{where}: node '{label}' is a {(node.domain + '.') if node.domain else ''}{t}, an op cimc does "
+                    f"{where}: node '{label}' is a {t}, an op cimc does "
                     f"not know, and it has a weight tensor '{i}' of shape {list(s)}. cimc cannot say how it maps "
                     "onto crossbars; replace it with Conv/Gemm/MatMul when exporting.")
     return [Op.make("nn.eltwise", result, operands, fn=t, ops=out_n, known=False, **digital)]

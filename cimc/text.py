@@ -8,11 +8,14 @@ file:line:col, the source line and a caret.
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
+from lark.exceptions import VisitError
 
+from cimc import files
 from cimc.errors import CimcError, MappingSyntaxError, TargetError, VerifyError
 from cimc.ir import Module, Op, freeze_attrs
 from cimc.targets import from_dict
@@ -61,13 +64,32 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
+class _ValueError(Exception):
+    """A literal the IR cannot hold (an integer over 64 bits, a number that overflows)."""
+
+    def __init__(self, message: str, tok):
+        super().__init__(message)
+        self.tok = tok
+
+
+INT_MAX = 2 ** 63  # attribute integers are 64-bit
+
+
 @v_args(inline=True)
 class _Build(Transformer):
     def int(self, tok):
-        return int(tok)
+        digits = len(tok.lstrip("-"))
+        value = int(tok) if digits <= 20 else None  # never convert a 400-digit literal
+        if value is None or not -INT_MAX <= value < INT_MAX:
+            raise _ValueError(f"integer {tok[:24]}{'...' if len(tok) > 24 else ''} ({digits} digits) does not fit "
+                              "in 64 bits", tok)
+        return value
 
     def float(self, tok):
-        return float(tok)
+        value = float(tok)
+        if not math.isfinite(value):
+            raise _ValueError(f"number {tok[:24]} is not finite (it overflows a 64-bit float)", tok)
+        return value
 
     def string(self, tok):
         return json.loads(tok)
@@ -119,6 +141,8 @@ def parse(text: str, filename: str = "<text>", verify: bool = True) -> Module:
     """Parse mapping-IR text into a Module (verified unless `verify=False`)."""
     try:
         tree = _parser().parse(text)
+    except RecursionError:
+        raise MappingSyntaxError("lists are nested too deep to read", filename, 1, 1, _line_of(text, 1)) from None
     except UnexpectedInput as e:
         line, col = getattr(e, "line", 1) or 1, getattr(e, "column", 1) or 1
         token = getattr(e, "token", None)
@@ -136,9 +160,24 @@ def parse(text: str, filename: str = "<text>", verify: bool = True) -> Module:
         return MappingSyntaxError(msg, filename, line, col, _line_of(text, line))
 
     build = _Build()
+
+    def transform(subtree):
+        try:
+            return build.transform(subtree)
+        except VisitError as e:
+            if isinstance(e.orig_exc, _ValueError):
+                tok = e.orig_exc.tok
+                raise MappingSyntaxError(str(e.orig_exc), filename, tok.line, tok.column,
+                                         _line_of(text, tok.line)) from None
+            if isinstance(e.orig_exc, RecursionError):
+                raise fail("lists are nested too deep to read", subtree.meta) from None
+            raise
+        except RecursionError:
+            raise fail("lists are nested too deep to read", subtree.meta) from None
+
     name_tok, mod_attrs_tree, target_tree, *op_trees = tree.children
-    mod_attrs = build.transform(mod_attrs_tree)
-    target_pairs = build.transform(target_tree)
+    mod_attrs = transform(mod_attrs_tree)
+    target_pairs = transform(target_tree)
     try:
         _duplicate_keys(mod_attrs, "the module attributes")
         _duplicate_keys(target_pairs, "the target")
@@ -150,7 +189,7 @@ def parse(text: str, filename: str = "<text>", verify: bool = True) -> Module:
         result_tok, kind_tok, *rest = t.children
         attrs_tree = rest[-1] if rest and getattr(rest[-1], "data", None) == "attr_dict" else None
         operands = [str(x)[1:] for x in rest if isinstance(x, Token) and x.type == "VALUE_NAME"]
-        pairs = build.transform(attrs_tree) if attrs_tree is not None else []
+        pairs = transform(attrs_tree) if attrs_tree is not None else []
         try:
             _duplicate_keys(pairs, f"{kind_tok}")
             op = Op(str(kind_tok), str(result_tok)[1:] if result_tok is not None else None,
@@ -173,12 +212,7 @@ def parse(text: str, filename: str = "<text>", verify: bool = True) -> Module:
 
 def parse_file(path: "str | Path", verify: bool = True) -> Module:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CimcError(f"{path}: no such mapping-IR file.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CimcError(f"{path}: cannot read it as mapping-IR text ({e}).") from None
+    text = files.read_text(path, "mapping-IR file", missing=f"{path}: no such mapping-IR file.")
     if not text.strip():
         raise CimcError(f"{path}: the file is empty; write a module, e.g. with cimc compile -o {path.name}.")
     return parse(text, filename=str(path), verify=verify)

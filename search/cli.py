@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from cimc import cli as core
+from cimc import files
 from cimc.errors import CimcError
 
 EPILOG = """examples:
@@ -108,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] != ["search"]:
         return core.main(argv)
     try:
-        return search(argv[1:])
+        with files.terminating():
+            return search(argv[1:])
+    except files.Terminated as e:
+        print(f"cimc: stopped by {e}; the study keeps every completed trial (rerun with --storage ... --resume).",
+              file=sys.stderr)
+        return 128 + e.signum
     except CimcError as e:
         print(f"cimc: error: {e}", file=sys.stderr)
         return 1

@@ -18,7 +18,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from cimc.errors import TargetError
+from cimc import files
+from cimc.errors import CimcError, TargetError
 
 PRESET_DIR = Path(__file__).parent
 SIGNED_ENCODINGS = ("differential", "offset", "bias", "unsigned")
@@ -470,13 +471,16 @@ def load_target(spec: "str | Path | Target", overrides: dict | None = None) -> T
         path = PRESET_DIR / f"{spec_str}.toml"
     else:
         path = Path(spec_str)
-        if not (path.suffix == ".toml" or path.exists()):
+        if not (path.suffix == ".toml" or path.exists() or path.is_symlink()):
             raise TargetError(
                 f"unknown target '{spec_str}': not a preset ({', '.join(preset_names())}) "
                 "and not a .toml file. List presets with: cimc targets."
             )
-        if not path.is_file():
-            raise TargetError(f"target file '{spec_str}' does not exist.")
+        try:  # a regular file within the size limit (a FIFO would block, /dev/zero would fill memory)
+            files.check_input(path, "target file", files.TOML_MAX_BYTES,
+                              missing=f"target file '{spec_str}' does not exist.")
+        except CimcError as e:
+            raise TargetError(str(e)) from None
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size, repr(sorted(overrides.items())))
     cached = _TARGETS.get(key)

@@ -68,9 +68,9 @@ def test_unknown_op_without_weights_is_costed_as_elementwise():
     m = _with_node(helper.make_node("Frob", ["x"], ["y"], name="frob1", domain="com.acme"))
     m.opset_import.append(helper.make_opsetid("com.acme", 1))
     r = cimc.compile(m, "rram-256")
-    frob = next(op for op in r.module.ops if op.get("fn") == "Frob")
+    frob = next(op for op in r.module.ops if op.get("fn") == "com.acme.Frob")
     assert frob.kind == "nn.eltwise" and frob.get("known") is False and frob["ops"] == 8 * 8 * 8
-    assert any(layer.fn == "Frob" and layer.crossbars == 0 for layer in r.report.layers)
+    assert any(layer.fn == "com.acme.Frob" and layer.crossbars == 0 for layer in r.report.layers)
 
 
 def test_unknown_op_with_weights_is_an_error_naming_it():
@@ -110,10 +110,19 @@ def test_conv_transpose_maps_in_scatter_form():
 
 
 def test_opset7_model_and_gemm_without_transb():
-    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")
-    m = ob.model([node], [ob.tensor("x", 1, 12)], [ob.tensor("y", 1, 6)], [ob.weight("W", 12, 6)], opset=7)
+    node = helper.make_node("Gemm", ["x", "W", "C"], ["y"], name="fc")
+    m = ob.model([node], [ob.tensor("x", 1, 12)], [ob.tensor("y", 1, 6)], [ob.weight("W", 12, 6), ob.weight("C", 6)],
+                 opset=7)
     fc = ops_of(lowered(m), "nn.matmul")[0]
     assert (fc["rows"], fc["cols"]) == (12, 6)
+
+
+def test_a_graph_that_breaks_onnx_rules_gets_the_checkers_reason():
+    """Gemm takes C from opset 11 on only; before, the checker refuses a Gemm without it."""
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")
+    m = ob.model([node], [ob.tensor("x", 1, 12)], [ob.tensor("y", 1, 6)], [ob.weight("W", 12, 6)], opset=7)
+    with pytest.raises(ModelError, match=r"breaks ONNX's rules \(onnx.checker: .*Gemm"):
+        lowered(m)
 
 
 def test_external_data_outside_the_folder_is_refused(tmp_path):
