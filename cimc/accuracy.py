@@ -84,6 +84,18 @@ def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1) == y).mean())
 
 
+def _classes(module) -> int | None:
+    """Outputs per sample of the module's first output (None when its shape is not known)."""
+    out = next((op for op in module.ops if op.kind == "nn.output"), None)
+    if out is None or not out.operands:
+        return None
+    producer = next((op for op in module.ops if op.result == out.operands[0]), None)
+    shape = producer.get("shape") if producer is not None else None
+    if not shape or len(shape) < 2:
+        return None
+    return int(np.prod(shape[1:]))
+
+
 def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = "full", budget: int | None = None,
                       variation: Variation = Variation(), draws: int = 10, seed: int = 0, limit: int | None = None,
                       calib: int = 64, module=None, precision: dict | None = None, batch: int = 256,
@@ -112,6 +124,10 @@ def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = 
         if limit < 1:
             raise CimcError(f"limit = {limit} must be at least 1 sample.")
         x, y = x[:limit], y[:limit]
+    outputs = _classes(module)
+    if outputs is not None and len(y) and int(y.max()) >= outputs:
+        raise CimcError(f"{where}: the model gives {outputs} outputs per sample but the labels of '{ds.name}' go up to "
+                        f"{int(y.max())}; use data whose classes match the model's outputs.")
     x = fit_inputs(x, shape, where, ds.name)
     xc = ds.x_train[:calib] if len(ds.x_train) else ds.x_test[:calib]
     xc = fit_inputs(xc, shape, where, ds.name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -118,9 +119,10 @@ def _input_shapes(items: list[str]) -> dict:
             shape = [int(d) for d in dims.split(",")]
         except ValueError:
             shape = []
-        if not sep or not name or not shape or min(shape) < 1:
-            raise CimcError(f"--input-shape '{item}': write it as NAME=D0,D1,... with positive sizes, "
-                            "e.g. --input-shape input=1,3,224,224.")
+        if not sep or not name or not shape or min(shape) < 1 or max(shape) > 1 << 31 \
+                or math.prod(shape) > 1 << 40:
+            raise CimcError(f"--input-shape '{files.safe_text(item, 80)}': write it as NAME=D0,D1,... with positive "
+                            "sizes (each at most 2**31, at most 2**40 elements), e.g. --input-shape input=1,3,224,224.")
         shapes[name] = shape
     return shapes
 
@@ -330,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         with files.terminating():  # SIGTERM/SIGHUP clean up a write in progress, like Ctrl-C
             return run(argv)
     except CimcError as e:
-        print(f"cimc: error: {e}", file=sys.stderr)
+        print(f"cimc: error: {files.safe_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cimc: interrupted; no output file was written or changed.", file=sys.stderr)
@@ -343,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: say so plainly; the traceback only on request
         if os.environ.get("CIMC_DEBUG"):
             raise
-        print(f"cimc: internal error: {type(e).__name__}: {e}\n"
+        print(f"cimc: internal error: {type(e).__name__}: {files.safe_message(e)}\n"
               "This is a bug in cimc, not in your input. Rerun with CIMC_DEBUG=1 for the traceback and report it.",
               file=sys.stderr)
         return 3

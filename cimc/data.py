@@ -82,7 +82,7 @@ def _fashion() -> Dataset:
 
 def _npz(path: Path) -> Dataset:
     try:
-        files.check_input(path, "data file", files.DATA_MAX_BYTES, missing=f"{path}: no such file. Give 'digits', "
+        files.check_input(path, "data file", files.data_max_bytes(), missing=f"{path}: no such file. Give 'digits', "
                           "'fashion-mnist' or an .npz file with arrays x and y.")
         _check_members(path)
     except DataError:
@@ -98,20 +98,49 @@ def _npz(path: Path) -> Dataset:
         raise DataError(f"{path}: not a readable .npz file ({e}).") from None
     if "x" in arrays and "y" in arrays:
         x, y = arrays["x"], arrays["y"]
-        xtr, ytr = arrays.get("x_train", x[:0]), arrays.get("y_train", y[:0])
     elif "x_test" in arrays and "y_test" in arrays:
         x, y = arrays["x_test"], arrays["y_test"]
-        xtr, ytr = arrays.get("x_train", x[:0]), arrays.get("y_train", y[:0])
     else:
         raise DataError(f"{path}: needs arrays 'x' and 'y' (or 'x_test' and 'y_test'); it has {sorted(arrays)}.")
-    if len(x) != len(y) or len(x) == 0:
-        raise DataError(f"{path}: x has {len(x)} samples and y has {len(y)}; they must match and not be empty.")
-    if not np.issubdtype(np.asarray(y).dtype, np.integer):
-        raise DataError(f"{path}: labels y must be integers, got {np.asarray(y).dtype}.")
-    x = np.asarray(x, dtype=np.float32)
+    names = ("x", "y") if "x" in arrays and "y" in arrays else ("x_test", "y_test")
+    x, y = check_arrays(x, y, path, *names)
+    if ("x_train" in arrays) != ("y_train" in arrays):
+        raise DataError(f"{path}: has {'x_train' if 'x_train' in arrays else 'y_train'} without its pair; give both "
+                        "x_train and y_train, or neither.")
+    if "x_train" in arrays:
+        xtr, ytr = check_arrays(arrays["x_train"], arrays["y_train"], path, "x_train", "y_train", allow_empty=True)
+    else:
+        xtr, ytr = x[:0], y[:0]
+    return Dataset(path.name, xtr, ytr, x, y)
+
+
+def check_arrays(x, y, where, xname: str = "x", yname: str = "y", allow_empty: bool = False):
+    """Images and labels a model can be scored on, as float32 [N, C, ...] and int64 [N]; else a
+    DataError naming the array and what was expected."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{where}: array '{xname}' holds {x.dtype} values; it must hold numbers (images).")
+    if y.dtype.kind not in "biu":
+        raise DataError(f"{where}: array '{yname}' holds {y.dtype} values; labels must be integers (class numbers).")
+    if y.ndim != 1:
+        hint = " (flatten it: y.ravel())" if y.ndim == 2 and y.shape[1] == 1 else ""
+        raise DataError(f"{where}: array '{yname}' has shape {list(y.shape)}; labels are one per sample, shape "
+                        f"[N]{hint}.")
+    if x.ndim < 2:
+        raise DataError(f"{where}: array '{xname}' has shape {list(x.shape)}; samples are [N, ...] with N first.")
+    if len(x) != len(y):
+        raise DataError(f"{where}: '{xname}' has {len(x)} samples and '{yname}' has {len(y)}; they must match.")
+    if not len(x) and not allow_empty:
+        raise DataError(f"{where}: '{xname}' and '{yname}' are empty; give at least one sample.")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{where}: array '{yname}' has the label {int(y.min())}; labels are class numbers 0, 1, ...")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise DataError(f"{where}: array '{xname}' has {bad} values that are NaN or infinite; give finite inputs.")
     if x.ndim == 3:
         x = x[:, None]
-    return Dataset(path.name, np.asarray(xtr, np.float32), np.asarray(ytr, np.int64), x, np.asarray(y, np.int64))
+    return x, y.astype(np.int64)
 
 
 def _check_members(path: Path) -> None:
@@ -123,11 +152,11 @@ def _check_members(path: Path) -> None:
             members = z.infolist()
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}).") from None
-    total = sum(m.file_size for m in members)
-    if total > files.DATA_MAX_BYTES:
+    total, limit = sum(m.file_size for m in members), files.data_max_bytes()
+    if total > limit:
         big = max(members, key=lambda m: m.file_size)
         raise DataError(f"{path}: its arrays expand to {files.size_text(total)} ('{big.filename}' alone "
-                        f"{files.size_text(big.file_size)}), over the {files.size_text(files.DATA_MAX_BYTES)} cimc "
+                        f"{files.size_text(big.file_size)}), over the {files.size_text(limit)} cimc "
                         "loads; give a smaller data set.")
 
 

@@ -26,7 +26,14 @@ GIB = 1 << 30
 MODEL_MAX_BYTES = 2 * GIB  # protobuf cannot parse a message over 2 GB (onnx's own limit)
 TEXT_MAX_BYTES = 1 * GIB  # mapping IR, JSON
 TOML_MAX_BYTES = 16 << 20
-DATA_MAX_BYTES = 4 * GIB  # the arrays of an .npz, uncompressed
+DATA_MAX_BYTES = 4 * GIB  # the arrays of an .npz, uncompressed (CIMC_MAX_DATA_BYTES overrides)
+
+
+def data_max_bytes() -> int:
+    try:
+        return int(os.environ.get("CIMC_MAX_DATA_BYTES", DATA_MAX_BYTES))
+    except ValueError:
+        return DATA_MAX_BYTES
 
 
 class Terminated(BaseException):
@@ -185,3 +192,27 @@ def write_atomic(path: "str | os.PathLike", data: "str | bytes", what: str = "ou
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in list(range(0, 32)) + list(range(127, 160)) if c != 10}
+MESSAGE_LINES = 24
+LINE_CHARS = 400
+
+
+def safe_text(text: str, max_chars: int = LINE_CHARS) -> str:
+    """`text` with control characters escaped (newlines too) and cut in the middle to `max_chars`:
+    for names from a model, which may hold terminal escape codes."""
+    text = str(text).translate(_CONTROL).replace("\n", "\\n")
+    if len(text) > max_chars:
+        half = max_chars // 2 - 2
+        text = f"{text[:half]} ... {text[-half:]}"
+    return text
+
+
+def safe_message(message: str) -> str:
+    """An error message fit for a terminal: control characters escaped, each line cut to a
+    window, at most MESSAGE_LINES lines."""
+    lines = [safe_text(line) for line in str(message).translate(_CONTROL).split("\n")]
+    if len(lines) > MESSAGE_LINES:
+        lines = lines[:MESSAGE_LINES - 1] + [f"... ({len(lines) - MESSAGE_LINES + 1} more lines)"]
+    return "\n".join(lines)

@@ -23,19 +23,32 @@ AttrValue = Union[int, float, str, bool, tuple]
 _ATOMS = (int, str, bool)
 
 
+INT_MIN, INT_END = -(2 ** 63), 2 ** 63  # attribute integers are 64-bit: the text reads no others
+
+
+def _int(value: int) -> int:
+    if not INT_MIN <= value < INT_END:
+        raise ValueError(f"attribute integer {str(value)[:24]}... does not fit in 64 bits")
+    return value
+
+
 def _freeze(value) -> AttrValue:
     t = type(value)
-    if t is int or t is str or t is bool:
+    if t is str or t is bool:
         return value
+    if t is int:
+        return value if INT_MIN <= value < INT_END else _int(value)
     if t is tuple:
         for v in value:  # a tuple of plain scalars is already frozen (the common case)
-            if type(v) not in _ATOMS:
+            if type(v) not in _ATOMS or (type(v) is int and not INT_MIN <= v < INT_END):
                 return tuple(_freeze(v) for v in value)
         return value
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
-    if isinstance(value, bool) or isinstance(value, (int, str)):
+    if isinstance(value, bool) or isinstance(value, str):
         return value
+    if isinstance(value, int):
+        return _int(int(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"attribute value {value} is not finite")

@@ -11,6 +11,7 @@ pass and the passes before it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Sequence
 
@@ -38,13 +39,23 @@ def registry() -> dict[str, type]:
     return PASSES
 
 
+OPTION_INT_MAX = 10 ** 9  # no option needs more: a bound keeps solvers and schedules within memory
+
+
 def _convert(pass_name: str, field: dataclasses.Field, raw: str):
     kind = field.type
     try:
+        if kind in ("int", "int | None") and raw.lower() != "none":
+            if len(raw.lstrip("+-")) > 12 or abs(int(raw)) > OPTION_INT_MAX:
+                raise PipelineError(f"pass '{pass_name}': option '{field.name}' = {raw[:20]} is out of range "
+                                    f"(at most {OPTION_INT_MAX:,}).")
         if kind == "int":
             return int(raw)
         if kind == "float":
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise PipelineError(f"pass '{pass_name}': option '{field.name}' must be a finite number, got '{raw}'.")
+            return value
         if kind == "bool":
             if raw.lower() in ("true", "1", "yes"):
                 return True
@@ -84,6 +95,8 @@ def parse_pipeline(text: str) -> list:
         for item in filter(None, (s.strip() for s in (opts or "").split(","))):
             key, sep, raw = item.partition("=")
             key = key.strip().replace("-", "_")
+            if key in kwargs:
+                raise PipelineError(f"pass '{name}': option '{key}' is given twice.")
             if not sep or key not in fields:
                 raise PipelineError(f"pass '{name}': unknown option '{item}'. Options: "
                                     f"{', '.join(sorted(fields)) or 'none'}.")

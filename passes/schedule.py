@@ -324,6 +324,9 @@ class SchedulePass:
     max_intervals: int = 1000  # crossbar pieces (all K inferences) CP-SAT takes on; larger: list schedule
 
     def __post_init__(self):
+        if self.inferences > 1000 or self.chunks > 4096:  # the schedule of K x chunks pieces must fit in memory
+            raise PipelineError(f"schedule: inferences = {self.inferences} and chunks = {self.chunks}; at most 1000 "
+                                "inferences and 4096 chunks per op.")
         if self.inferences < 1 or self.chunks < 1 or self.time_limit <= 0 or self.max_intervals < 0:
             raise PipelineError("schedule: inferences and chunks must be >= 1, time-limit > 0, "
                                 "max-intervals >= 0.")

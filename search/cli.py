@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 128 + e.signum
     except CimcError as e:
-        print(f"cimc: error: {e}", file=sys.stderr)
+        print(f"cimc: error: {files.safe_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cimc: interrupted; the study keeps every completed trial (rerun with --storage ... --resume).",
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: say so plainly; the traceback only on request
         if os.environ.get("CIMC_DEBUG"):
             raise
-        print(f"cimc: internal error: {type(e).__name__}: {e}\n"
+        print(f"cimc: internal error: {type(e).__name__}: {files.safe_message(e)}\n"
               "This is a bug in cimc, not in your input. Rerun with CIMC_DEBUG=1 for the traceback and report it.",
               file=sys.stderr)
         return 3

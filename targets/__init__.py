@@ -25,6 +25,9 @@ PRESET_DIR = Path(__file__).parent
 SIGNED_ENCODINGS = ("differential", "offset", "bias", "unsigned")
 NOC_KINDS = ("mesh", "bus")
 ZERO_OK = ("rows_per_read", "mvm_fill_reads")  # integer keys where 0 means "not used"
+FLOAT_MAX = 1e15  # larger than any physical figure in its unit; products of such values stay finite
+INT_MAX = 1 << 31
+XBARS_MAX = 1 << 24  # crossbars on one chip
 
 
 @dataclass(frozen=True)
@@ -291,9 +294,17 @@ class Target:
                 raise TargetError(f"{where}: '{f.name}' must be a positive integer, got {value}.")
             if f.type == "float" and (not math.isfinite(value) or value < 0):
                 raise TargetError(f"{where}: '{f.name}' must be a finite number >= 0, got {value}.")
+            if f.type == "float" and value > FLOAT_MAX:
+                raise TargetError(f"{where}: '{f.name}' = {value:g} is absurd (over {FLOAT_MAX:g}); energies and "
+                                  "times derived from it would overflow.")
+            if f.type == "int" and value > INT_MAX:
+                raise TargetError(f"{where}: '{f.name}' = {value} is absurd (over {INT_MAX:,}).")
         for key in ("cell_bits", "weight_bits", "input_bits", "dac_bits", "adc_bits"):
             if getattr(self, key) > 32:
                 raise TargetError(f"{where}: '{key}' = {getattr(self, key)} is over 32 bits.")
+        if self.tiles * self.xbars_per_tile > XBARS_MAX:
+            raise TargetError(f"{where}: {self.tiles} tiles of {self.xbars_per_tile} crossbars is absurd (over "
+                              f"{XBARS_MAX:,} crossbars); no solver model of such a chip fits in memory.")
         for key in ("xbar_rows", "xbar_cols"):
             if getattr(self, key) > 1 << 16:
                 raise TargetError(f"{where}: '{key}' = {getattr(self, key)} is absurd (over 65536).")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -186,15 +188,295 @@ CASES = [
 ]
 
 
-def run_case(argv_fn, d: Path) -> tuple[int, str]:
+# ---- round two: outputs, special files, bounds, the reader, the checker, data, messages ------
+
+def _fifo(d: Path, name: str) -> Path:
+    p = d / name
+    os.mkfifo(p)
+    return p
+
+
+def _chardev(d: Path, name: str, minor: int) -> Path:
+    """A character device of our own (1, minor): 3 is null, 5 is zero. As root only; else a
+    FIFO stands in (still not a regular file)."""
+    p = d / name
+    try:
+        os.mknod(p, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    except (PermissionError, AttributeError):
+        os.mkfifo(p)
+    return p
+
+
+def _socket(d: Path, name: str) -> Path:
+    import socket
+
+    p = d / name
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(p))
+    _KEEP.append(s)
+    return p
+
+
+_KEEP: list = []  # sockets stay bound while a case runs
+
+
+def _link(d: Path, name: str, to) -> Path:
+    p = d / name
+    p.symlink_to(to)
+    return p
+
+
+def _previous(d: Path, name: str = "old.cim") -> Path:
+    p = d / name
+    p.write_text("previous output\n")
+    return p
+
+
+def _sparse(d: Path) -> Path:
+    p = d / "huge.onnx"
+    with open(p, "wb") as f:
+        f.truncate(4 * (1 << 30) + 1)
+    return p
+
+
+def _density(d: Path) -> Path:
+    p = d / "density.json"
+    p.write_text('{"input_density": {}}\n')
+    return p
+
+
+def _npz(d: Path, name: str, **arrays) -> Path:
+    p = d / name
+    np.savez(p, **arrays)
+    return p
+
+
+def _bomb(d: Path) -> Path:
+    """A small .npz whose directory says its two arrays hold 4.29 GB each uncompressed (a zip
+    bomb's shape without its size on disk): the sizes are read before anything expands."""
+    p = _npz(d, "bomb.npz", x=_digits_like()[0], y=_digits_like()[1])
+    data = bytearray(p.read_bytes())
+    at = 0
+    while (at := data.find(b"PK\x01\x02", at)) >= 0:  # each central-directory entry: uncompressed size at +24
+        data[at + 24:at + 28] = (0xFFFFFFF0).to_bytes(4, "little")
+        at += 4
+    p.write_bytes(bytes(data))
+    return p
+
+
+def _digits_like(n: int = 20):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, n)
+
+
+def _fc_model(d: Path) -> Path:
+    """A model for 8x8 grey images (the data cases): flatten, 64 -> 10."""
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat"), helper.make_node("MatMul", ["f", "w"], ["y"], name="fc")]
+    m = ob.model(nodes, [ob.tensor("x", 1, 1, 8, 8)], [ob.tensor("y", 1, 10)], [ob.weight("w", 64, 10)])
+    return _save(d / "fc.onnx", m)
+
+
+def _big_int_mapping(d, digits):
+    def edit(lines):
+        lines[0] = lines[0].replace("adc_bits = 8", "adc_bits = " + "9" * digits, 1)
+    return _edit_mapping(d, f"int{digits}.cim", edit)
+
+
+def _deep_mapping(d):
+    def edit(lines):
+        i = _first(lines, "nn.conv")
+        lines[i] = lines[i].replace("{", "{deep = " + "[" * 100000 + "]" * 100000 + ", ", 1)
+    return _edit_mapping(d, "deep.cim", edit)
+
+
+def _overflow_mapping(d):
+    def edit(lines):
+        lines[0] = lines[0].replace("cell_read_fj = ", "cell_read_fj = 1e999, unused = ", 1)
+    return _edit_mapping(d, "inf.cim", edit)
+
+
+def _two_writers(d):
+    nodes = [helper.make_node("Relu", ["x"], ["h"], name="a"), helper.make_node("Sigmoid", ["x"], ["h"], name="b"),
+             helper.make_node("MatMul", ["h", "w"], ["y"], name="mm")]
+    return _save(d / "ssa.onnx", ob.model(nodes, [ob.tensor("x", 1, 4)], [ob.tensor("y", 1, 3)], [ob.weight("w", 4, 3)]))
+
+
+def _future_opset(d):
+    m = ob.tiny_cnn(batch=1)
+    m.opset_import[0].version = 99
+    return _save(d / "future.onnx", m)
+
+
+def _custom_conv(d):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="notconv", domain="com.example", kernel_shape=[3, 3])]
+    m = ob.model(nodes, [ob.tensor("x", 1, 3, 8, 8)], [ob.tensor("y", 1, 4, 6, 6)], [ob.weight("w", 4, 3, 3, 3)])
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    return _save(d / "customconv.onnx", m)
+
+
+def _bad_reshape(d):
+    shape = numpy_helper.from_array(np.array([1, 7], np.int64), "shape")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+             helper.make_node("Reshape", ["h", "shape"], ["y"], name="reshape")]
+    m = ob.model(nodes, [ob.tensor("x", 1, 4)], [ob.tensor("y", 1, 7)], [ob.weight("w", 4, 6), shape])
+    return _save(d / "reshape.onnx", m)
+
+
+def _negative_dim(d):
+    m = ob.tiny_cnn(batch=1)
+    m.graph.input[0].type.tensor_type.shape.dim[2].dim_value = -8
+    return _save(d / "negdim.onnx", m)
+
+
+def _escape_names(d):
+    evil = "evil\x1b[31m\x1b]0;pwned\x07" + "\n" * 50 + "end"
+    inputs = ["x", "w"]
+    nodes = [helper.make_node("FancyOp", inputs, ["h"], name=evil, domain="com.example"),
+             helper.make_node("MatMul", ["h", "w2"], ["y"], name="mm")]
+    m = ob.model(nodes, [ob.tensor("x", 1, 4)], [ob.tensor("y", 1, 3)], [ob.weight("w", 4, 4), ob.weight("w2", 4, 3)])
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    return _save(d / "escape.onnx", m)
+
+
+def _good_cim(d) -> Path:
+    _mapping(d)
+    return d / "good.cim"
+
+
+def _in_sub(d: Path) -> Path:
+    (d / "sub").mkdir(exist_ok=True)
+    return d / "sub"
+
+
+def _m(d):
+    return str(_good(d))
+
+
+NEW_CASES = [
+    # 1. outputs: never destroy anything
+    ("-o a character device", lambda d: ["compile", _m(d), "-o", str(_chardev(d, "nulldev", 3))], 1,
+     "regular files"),
+    ("-o a link to a character device", lambda d: ["compile", _m(d), "-o", str(_link(d, "out.cim",
+                                                                                    _chardev(d, "nulldev", 3)))], 1,
+     "regular files"),
+    ("-o a FIFO (no hang)", lambda d: ["compile", _m(d), "-o", str(_fifo(d, "pipe.cim"))], 1, "FIFO"),
+    ("--report a FIFO", lambda d: ["compile", _m(d), "--report", str(_fifo(d, "pipe.json"))], 1, "FIFO"),
+    ("-o a socket", lambda d: ["compile", _m(d), "-o", str(_socket(d, "sock.cim"))], 1, "socket"),
+    ("-o an existing folder", lambda d: ["compile", _m(d), "-o", str(_in_sub(d))], 1, "folder"),
+    ("-o a dangling link", lambda d: ["compile", _m(d), "-o", str(_link(d, "dangling.cim", d / "nowhere.cim"))], 1,
+     "dangling"),
+    ("-o over the model through a link", lambda d: ["compile", _m(d), "-o", str(_link(d, "alias.onnx", d / "good.onnx"))],
+     1, "never overwrites"),
+    ("-o over the model through sub/..", lambda d: ["compile", _m(d), "-o", str(_in_sub(d) / ".." / "good.onnx")], 1,
+     "never overwrites"),
+    ("-o over the model through a linked folder", lambda d: ["compile", _m(d), "-o", str(_link(d, "here", d) / "good.onnx")],
+     1, "never overwrites"),
+    ("-o over the target file", lambda d: ["compile", _m(d), "--target", str(_target_file(
+        d, 'base = "rram-256"\n', "t.toml")), "-o", str(d / "t.toml")], 1, "input of this command"),
+    ("--report over the input-density file", lambda d: ["compile", _m(d), "--input-density", str(_density(d)),
+                                                        "--report", str(d / "density.json")], 1,
+     "input of this command"),
+    ("eval --report over the data file", lambda d: ["eval", str(_fc_model(d)), "--data", str(_npz(
+        d, "data.npz", x=_digits_like()[0], y=_digits_like()[1])), "--report", str(d / "data.npz")], 1,
+     "input of this command"),
+    ("-o and --report on one file", lambda d: ["compile", _m(d), "-o", str(d / "x.out"), "--report", str(d / "x.out")],
+     1, "two different files"),
+    ("-o and --report on one file through a link", lambda d: ["compile", _m(d), "-o", str(_previous(d, "x.out")),
+                                                              "--report", str(_link(d, "y.out", d / "x.out"))], 1,
+     "two different files"),
+    ("-o into a folder that does not exist", lambda d: ["compile", _m(d), "-o", str(d / "no" / "such" / "out.cim")], 1,
+     "does not exist"),
+    ("-o under a file", lambda d: ["compile", _m(d), "-o", str(d / "good.onnx" / "out.cim")], 1, "Not a directory"),
+    ("-o where nothing can be written", lambda d: ["compile", _m(d), "-o", "/proc/self/cimc-out.cim"], 1,
+     "cannot write it"),
+    ("opt -o over its input through a link", lambda d: ["opt", str(_good_cim(d)), "--passes", "cost", "-o",
+                                                        str(_link(d, "l.cim", d / "good.cim"))], 1, "never overwrites"),
+    ("report --report over its input", lambda d: ["report", str(_good_cim(d)), "--report", str(d / "good.cim")], 1,
+     "never overwrites"),
+    ("failed compile leaves the previous output", lambda d: ["compile", _m(d), "--budget", "0", "-o",
+                                                             str(_previous(d))], 1, "budget"),
+    # 2. inputs: read only what is sane
+    ("model is a FIFO (no hang)", lambda d: ["compile", str(_fifo(d, "m.onnx"))], 1, "FIFO"),
+    ("model is a character device (/dev/zero)", lambda d: ["compile", str(_chardev(d, "zero.onnx", 5))], 1,
+     "not a regular file"),
+    ("model is a folder", lambda d: ["compile", str(_in_sub(d))], 1, "folder"),
+    ("model is a sparse 4 GB file", lambda d: ["compile", str(_sparse(d))], 1, "4.29 GB"),
+    ("mapping file is a FIFO", lambda d: ["report", str(_fifo(d, "m.cim"))], 1, "FIFO"),
+    ("target file is a FIFO", lambda d: ["compile", _m(d), "--target", str(_fifo(d, "t.toml"))], 1, "FIFO"),
+    ("target .toml is a folder", lambda d: ["compile", _m(d), "--target", str(_in_sub(d).rename(d / "dir.toml"))], 1,
+     "folder"),
+    ("input-density file is a FIFO", lambda d: ["compile", _m(d), "--input-density", str(_fifo(d, "d.json"))], 1,
+     "FIFO"),
+    ("data file is a FIFO", lambda d: ["eval", str(_fc_model(d)), "--data", str(_fifo(d, "x.npz"))], 1, "FIFO"),
+    ("npz whose arrays expand to 8.6 GB", lambda d: ["eval", str(_fc_model(d)), "--data", str(_bomb(d))], 1,
+     "expand to 8.59 GB"),
+    ("integer over 64 bits in mapping text", lambda d: ["report", str(_big_int_mapping(d, 20))], 1, "64 bits"),
+    ("400-digit integer in mapping text", lambda d: ["report", str(_big_int_mapping(d, 400))], 1, "400 digits"),
+    ("number that overflows in mapping text", lambda d: ["report", str(_overflow_mapping(d))], 1, "not finite"),
+    ("lists nested 100,000 deep", lambda d: ["report", str(_deep_mapping(d))], 1, "nested too deep"),
+    ("target value 1e308", lambda d: ["compile", _m(d), "--set", "xbar_read_ns=1e308"], 1, "absurd"),
+    ("absurd tile count", lambda d: ["compile", _m(d), "--set", "tiles=1000000000"], 1, "absurd"),
+    ("schedule inferences too many to hold", lambda d: ["compile", _m(d), "--passes",
+                                                        "lower,partition,place,schedule{inferences=1000000000},cost"], 1,
+     "inferences"),
+    ("option integer beyond any use", lambda d: ["compile", _m(d), "--passes",
+                                                 "lower,partition,duplicate{budget=99999999999999999999},cost"], 1,
+     "out of range"),
+    ("solver time limit NaN", lambda d: ["compile", _m(d), "--passes",
+                                         "lower,partition,duplicate{time-limit=nan},pack,cost"], 1, "finite number"),
+    ("an option given twice", lambda d: ["compile", _m(d), "--passes",
+                                         "lower,partition,duplicate{budget=8,budget=9},cost"], 1, "given twice"),
+    ("input shape beyond int64", lambda d: ["compile", _m(d), "--input-shape", "x=1,99999999999999999999,8,8"], 1,
+     "--input-shape"),
+    # 4. the frontend believes the ONNX checker
+    ("two nodes write one tensor", lambda d: ["compile", str(_two_writers(d))], 1, "onnx.checker"),
+    ("opset newer than onnx knows", lambda d: ["compile", str(_future_opset(d))], 1, "opset 99"),
+    ("a com.example Conv with a weight", lambda d: ["compile", str(_custom_conv(d))], 1, "com.example.Conv"),
+    ("Reshape to another element count", lambda d: ["compile", str(_bad_reshape(d))], 1, "keeps the element count"),
+    ("negative input dimension", lambda d: ["compile", str(_negative_dim(d))], 1, "negative dimension"),
+    # 5. cimc eval checks its data
+    ("labels of shape [N, 1]", lambda d: ["eval", str(_fc_model(d)), "--data", str(_npz(
+        d, "col.npz", x=_digits_like()[0], y=_digits_like()[1][:, None]))], 1, "y.ravel()"),
+    ("NaN inputs", lambda d: ["eval", str(_fc_model(d)), "--data", str(_npz(
+        d, "nan.npz", x=np.full((20, 1, 8, 8), np.nan, np.float32), y=_digits_like()[1]))], 1, "NaN"),
+    ("labels past the model's classes", lambda d: ["eval", str(_fc_model(d)), "--data", str(_npz(
+        d, "cls.npz", x=_digits_like()[0], y=np.arange(20)))], 1, "10 outputs"),
+    ("string inputs", lambda d: ["eval", str(_fc_model(d)), "--data", str(_npz(
+        d, "str.npz", x=np.array(["a"] * 20), y=_digits_like()[1]))], 1, "numbers"),
+    ("x and y of different lengths", lambda d: ["eval", str(_fc_model(d)), "--data", str(_npz(
+        d, "len.npz", x=_digits_like()[0], y=_digits_like(10)[1]))], 1, "must match"),
+    ("negative labels", lambda d: ["eval", str(_fc_model(d)), "--data", str(_npz(
+        d, "neg.npz", x=_digits_like()[0], y=-np.ones(20, np.int64)))], 1, "label -1"),
+    # 6. messages are safe to print
+    ("node name with escape codes and 50 newlines", lambda d: ["compile", str(_escape_names(d))], 1, "FancyOp"),
+]
+CASES += NEW_CASES
+
+
+def run_case(argv_fn, d: Path, argv: list | None = None) -> tuple[int, str]:
+    """Run one case in this process (bounded: a hang is an alarm after 120 s, not a stuck test)."""
     from cimc.cli import main
 
+    argv = argv if argv is not None else argv_fn(d)
     err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = main(argv_fn(d))
-        except SystemExit as e:  # argparse usage errors
-            code = e.code
+
+    def hung(signum, frame):
+        raise TimeoutError(f"cimc {' '.join(argv)[:200]} did not return within 120 s")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse usage errors
+                code = e.code
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        for sock in _KEEP:
+            sock.close()
+        _KEEP.clear()
     return code, err.getvalue()
 
 

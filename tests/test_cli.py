@@ -237,3 +237,18 @@ def test_a_network_imported_once_compiles_for_many_targets(resnet20_path):
         cimc.compile(once.module, "isaac")
     with pytest.raises(cimc.CimcError, match="import_model"):
         cimc.compile(net, "isaac", batch=2)
+
+
+def test_replaced_output_keeps_its_permission_bits_and_stdout_output(tmp_path, resnet20_path):
+    out = tmp_path / "r.cim"
+    out.write_text("old\n")
+    os.chmod(out, 0o640)
+    code, _, err = run("compile", resnet20_path, "--passes", "baseline", "-o", out)
+    assert code == 0, err
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o640) and out.read_text().startswith("module @")
+    code, stdout, err = run("compile", resnet20_path, "--passes", "baseline", "-o", "-")
+    assert code == 0 and stdout.startswith("module @resnet20") and "crossbars used" not in stdout
+    link = tmp_path / "link.cim"
+    link.symlink_to(out)
+    code, _, err = run("compile", resnet20_path, "--passes", "fast", "-o", link)
+    assert code == 0 and link.is_symlink() and "GREEDY" in out.read_text().splitlines()[0]  # written through the link

@@ -13,7 +13,7 @@ from cimc.targets import load_target
 NAME = st.from_regex(r"[A-Za-z0-9_.$\-]{1,12}", fullmatch=True)
 KEY = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
 SCALAR = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=12),
     st.booleans(),
@@ -117,3 +117,10 @@ def test_empty_and_missing_files(tmp_path):
         cimc.parse_file(tmp_path / "e.cim")
     with pytest.raises(cimc.CimcError, match="no such"):
         cimc.parse_file(tmp_path / "nope.cim")
+
+
+def test_integers_beyond_64_bits_are_refused_in_the_ir_and_the_text():
+    with pytest.raises(ValueError, match="64 bits"):
+        Op.make("nn.input", "x", (), shape=(1, 2 ** 63))
+    good = Op.make("nn.input", "x", (), shape=(1, 2 ** 63 - 1))
+    assert good["shape"][1] == 2 ** 63 - 1
