@@ -181,9 +181,10 @@ def _clean_names(model: onnx.ModelProto) -> None:
                 v.name = clean(v.name)
 
 
-def _check(model: onnx.ModelProto, where: str) -> None:
+def _check(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
     """ONNX's own checker: a graph that breaks ONNX's rules (two nodes writing one tensor, an
-    opset newer than this onnx knows, a malformed attribute) is refused with its reason."""
+    opset newer than this onnx knows, a malformed attribute) is refused with its reason. Nodes
+    out of order are put in order (a copy, returned) rather than refused."""
     newest = onnx.defs.onnx_opset_version()
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx") and o.version > newest:
@@ -197,6 +198,13 @@ def _check(model: onnx.ModelProto, where: str) -> None:
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as e:
+            if "topologically sorted" in str(e):  # ONNX wants nodes in order; put them in order and judge again
+                ordered = onnx.ModelProto()
+                ordered.CopyFrom(model)
+                nodes = _toposort(ordered, where)
+                del ordered.graph.node[:]
+                ordered.graph.node.extend(nodes)
+                return _check(ordered, where)
             if "'shape' of 'type' is required" not in str(e):
                 raise
             # an input or output declared without a shape: the checker requires one, shape
@@ -208,6 +216,7 @@ def _check(model: onnx.ModelProto, where: str) -> None:
         reason = " ".join(str(e).strip().split())
         raise ModelError(f"{where}: the model breaks ONNX's rules (onnx.checker: {reason[:300]}). Export it again, "
                          "or repair it with onnx's tools.") from None
+    return model
 
 
 def _fix_inputs(model: onnx.ModelProto, where: str, batch: int, input_shapes: dict) -> None:
@@ -491,13 +500,13 @@ def import_onnx(source, target: Target, *, batch: int = 1, input_shapes: dict | 
                 raise ModelError(f"{where}: node '{node.name or node.output[0]}' is a {node.op_type}, a control-flow "
                                  "op with a subgraph; cimc maps static graphs only. Export the model with loops unrolled.")
     if _opset(model) < 7:
-        _check(model, where)
+        model = _check(model, where)
         try:
             model = onnx.version_converter.convert_version(model, 9)
         except Exception as e:  # the converter raises bare RuntimeErrors
             raise ModelError(f"{where}: opset {_opset(model)} is older than 7 and onnx's version converter "
                              f"could not upgrade it ({str(e).splitlines()[0]}). Re-export with opset 7 or newer.") from None
-    _check(model, where)
+    model = _check(model, where)
     if _opset(model) >= 7:
         model = _shapes_only(model)
     _clean_names(model)

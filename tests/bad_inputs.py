@@ -493,6 +493,58 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def isolated(names: list[str] | None = None, timeout_s: float = 30.0, memory_gb: float = 4.0) -> str:
+    """The table with every case in a child process of its own, bounded in time and memory, so
+    that code which hangs on a FIFO or reads /dev/zero forever can be measured too (the 'before'
+    column of a comparison: run this file with PYTHONPATH set to another checkout's tree)."""
+    import resource
+    import subprocess
+    import cimc
+
+    rows = [f"cimc from {Path(cimc.__file__).resolve().parent.parent}", "",
+            "| input | exit | message |", "|---|---|---|"]
+    for what, fn, code, words in CASES:
+        if names and what not in names:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            argv = fn(d)
+            snap = {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and not p.is_symlink()
+                    and p.stat().st_size < (1 << 24)}
+            kinds = {p: stat.S_IFMT(p.lstat().st_mode) for p in d.rglob("*")}
+
+            def limits():
+                resource.setrlimit(resource.RLIMIT_AS, (int(memory_gb * (1 << 30)),) * 2)
+
+            try:
+                p = subprocess.run([sys.executable, "-c", "import sys; from cimc.cli import main; "
+                                    "sys.exit(main(sys.argv[1:]))", *argv], capture_output=True, text=True,
+                                   timeout=timeout_s, preexec_fn=limits, stdin=subprocess.DEVNULL, cwd=d)
+                got, err = p.returncode, p.stderr
+            except subprocess.TimeoutExpired:
+                got, err = "hangs", f"still running after {timeout_s:g} s"
+            changed = [q.name for q, data in snap.items() if not q.exists() or q.is_symlink()
+                       or (q.is_file() and q.read_bytes() != data)]
+            changed += [q.name for q, k in kinds.items() if (q.exists() or q.is_symlink())
+                        and stat.S_IFMT(q.lstat().st_mode) != k]
+        lines = err.strip().splitlines()
+        msg = lines[-1] if lines and "Traceback" in err else (lines[0] if lines else "")
+        if "MemoryError" in err or got == -9:
+            msg = "ran out of memory"
+        msg = msg.replace(str(d), "DIR").replace("|", "/")[:110]
+        damage = f" **changed: {', '.join(sorted(set(changed)))}**" if changed else ""
+        ok = got == code and (not code or words in err) and "Traceback" not in err and not changed
+        rows.append(f"| {what} | {got} {'ok' if ok else 'WRONG'} | {files_safe(msg)}{damage} |")
+    return "\n".join(rows)
+
+
+def files_safe(text: str) -> str:
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    print(table())
+    if sys.argv[1:2] == ["--isolated"]:
+        print(isolated([n for n in sys.argv[2:]] or [c[0] for c in NEW_CASES]))
+    else:
+        print(table())
