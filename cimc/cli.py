@@ -328,17 +328,24 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    return guarded(lambda: run(argv), "no output file was written or changed")
+
+
+def guarded(command, on_stop: str) -> int:
+    """Run `command()` as a CLI command: its exit code, or the exit code and one message for
+    bad input (1), Ctrl-C (130), SIGTERM/SIGHUP (128 + signal) and a bug (3, no traceback
+    unless CIMC_DEBUG is set). `on_stop` says what an interruption left behind."""
     try:
         with files.terminating():  # SIGTERM/SIGHUP clean up a write in progress, like Ctrl-C
-            return run(argv)
+            return command()
     except CimcError as e:
         print(f"cimc: error: {files.safe_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("cimc: interrupted; no output file was written or changed.", file=sys.stderr)
+        print(f"cimc: interrupted; {on_stop}.", file=sys.stderr)
         return 130
     except files.Terminated as e:
-        print(f"cimc: stopped by {e}; no output file was written or changed.", file=sys.stderr)
+        print(f"cimc: stopped by {e}; {on_stop}.", file=sys.stderr)
         return 128 + e.signum
     except BrokenPipeError:
         return 0

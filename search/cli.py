@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from cimc import cli as core
-from cimc import files
 from cimc.errors import CimcError
 
 EPILOG = """examples:
@@ -108,27 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] != ["search"]:
         return core.main(argv)
-    try:
-        with files.terminating():
-            return search(argv[1:])
-    except files.Terminated as e:
-        print(f"cimc: stopped by {e}; the study keeps every completed trial (rerun with --storage ... --resume).",
-              file=sys.stderr)
-        return 128 + e.signum
-    except CimcError as e:
-        print(f"cimc: error: {files.safe_message(e)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("cimc: interrupted; the study keeps every completed trial (rerun with --storage ... --resume).",
-              file=sys.stderr)
-        return 130
-    except Exception as e:  # a bug: say so plainly; the traceback only on request
-        if os.environ.get("CIMC_DEBUG"):
-            raise
-        print(f"cimc: internal error: {type(e).__name__}: {files.safe_message(e)}\n"
-              "This is a bug in cimc, not in your input. Rerun with CIMC_DEBUG=1 for the traceback and report it.",
-              file=sys.stderr)
-        return 3
+    return core.guarded(lambda: search(argv[1:]),
+                        "the study keeps every completed trial (rerun with --storage ... --resume)")
 
 
 if __name__ == "__main__":

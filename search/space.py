@@ -214,13 +214,16 @@ class Space:
     # ---- TOML ---------------------------------------------------------------------------
     @staticmethod
     def from_toml(path: "str | Path") -> "Space":
+        from cimc import files
+
         path = Path(path)
         try:
-            if not path.is_file():
-                raise SpaceError(f"space file '{path}' does not exist or is not a regular file.")
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as e:
-            raise SpaceError(f"{path}: cannot read the space file ({e}).") from None
+            data = tomllib.loads(files.read_text(path, "space file", files.TOML_MAX_BYTES,
+                                                 missing=f"space file '{path}' does not exist."))
+        except SpaceError:
+            raise
+        except CimcError as e:
+            raise SpaceError(str(e)) from None
         except tomllib.TOMLDecodeError as e:
             raise SpaceError(f"{path}: not valid TOML ({e}).") from None
         return Space.from_dict(data, str(path), path.parent)

@@ -533,7 +533,8 @@ def isolated(names: list[str] | None = None, timeout_s: float = 30.0, memory_gb:
             msg = "ran out of memory"
         msg = msg.replace(str(d), "DIR").replace("|", "/")[:110]
         damage = f" **changed: {', '.join(sorted(set(changed)))}**" if changed else ""
-        ok = got == code and (not code or words in err) and "Traceback" not in err and not changed
+        ok = got == code and (not code or words in err) and "Traceback" not in err and not changed \
+            and "\x1b" not in err and len(err.strip().splitlines()) <= 4
         rows.append(f"| {what} | {got} {'ok' if ok else 'WRONG'} | {files_safe(msg)}{damage} |")
     return "\n".join(rows)
 
