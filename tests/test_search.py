@@ -383,7 +383,11 @@ def test_study_of_another_space_is_not_joined(tmp_path):
 
 
 def test_local_workers_complete_exactly_the_trials(tmp_path):
-    ev, _ = counting_callback()
+    def slow(model, config):  # long enough that the forked worker is up before the parent is done
+        time.sleep(0.4)
+        return {"accuracy": 0.5 + 0.01 * config["s0.width"]}
+
+    ev = search.Callback(slow, ("accuracy",))
     result = search.run(tiny_space(evaluator=ev, network_knobs={"s0.width": [8, 16, 24, 32], "s0.kernel": [3, 5],
                                                                  "s0.depth": 1}),
                         trials=7, workers=2, out=tmp_path / "out", progress=False, final=False, timeout_s=300)
