@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -235,7 +234,7 @@ def finish_point(result: Result, p: Point) -> Point:
     hw.pop("passes", None)  # the loop's pipeline knob; the final pipeline replaces it
     pipeline = s.final_pipeline
     p.onnx_path = folder / "model.onnx"
-    _write_bytes(p.onnx_path, net["onnx"].SerializeToString())
+    write_atomic(p.onnx_path, net["onnx"].SerializeToString())
     try:
         target = cimc.load_target(s.space.target, hw)
         r = cimc.compile(net["module"], target, pipeline, budget=budget)
@@ -263,16 +262,6 @@ def finish_point(result: Result, p: Point) -> Point:
 def _defaults(s) -> dict:
     """Values for every network knob (a Pareto point lists only the ones its network read)."""
     return {k: kb.values()[0] for k, kb in s.space.net_knobs.items()}
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _prune_points(out: Path, keep: set) -> None:
@@ -405,7 +394,7 @@ def plot_history(result: Result, path: Path) -> None:
 def _save_fig(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
-    _write_bytes(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 # ---- progress on the terminal -----------------------------------------------------------------
