@@ -46,13 +46,16 @@ class Terminated(BaseException):
 
 @contextlib.contextmanager
 def terminating():
-    """While inside, SIGTERM and SIGHUP raise `Terminated` in the main thread."""
+    """While inside, SIGTERM and SIGHUP raise `Terminated` in the main thread (a signal the
+    process was started ignoring, as nohup does with SIGHUP, stays ignored)."""
     def handler(signum, frame):
         raise Terminated(signum)
 
     old = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         try:
+            if signal.getsignal(sig) is signal.SIG_IGN:  # ignored on purpose (nohup): leave it so
+                continue
             old[sig] = signal.signal(sig, handler)
         except (ValueError, OSError):  # not the main thread, or no such signal here
             pass

@@ -193,6 +193,15 @@ def test_zoo_model_from_the_command_line():
     assert "isaac" in out
 
 
+def _default_signals():
+    """In the child: SIGINT, SIGTERM and SIGHUP at their defaults, whatever this process inherited
+    (a job started in the background of a shell ignores SIGINT, and so would its children)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def test_interrupted_compile_keeps_the_previous_output(tmp_path):
     """Ctrl-C in the middle of a compile: exit 130, a message, the old output untouched, no temp file."""
     import signal
@@ -214,7 +223,7 @@ def test_interrupted_compile_keeps_the_previous_output(tmp_path):
     out = tmp_path / "out.cim"
     out.write_text("previous mapping\n")
     p = subprocess.Popen([sys.executable, "-m", "cimc", "compile", str(zoo("densenet121")), "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     deadline = time.monotonic() + 120
     while cpu_s(p.pid) < now + 1.5 and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # imports done, the compile is running (it takes several CPU seconds)
@@ -252,3 +261,19 @@ def test_replaced_output_keeps_its_permission_bits_and_stdout_output(tmp_path, r
     link.symlink_to(out)
     code, _, err = run("compile", resnet20_path, "--passes", "fast", "-o", link)
     assert code == 0 and link.is_symlink() and "GREEDY" in out.read_text().splitlines()[0]  # written through the link
+
+
+def test_a_signal_ignored_on_purpose_stays_ignored():
+    """nohup ignores SIGHUP; cimc's SIGTERM/SIGHUP cleanup must not undo that."""
+    import signal
+
+    from cimc import files
+
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with files.terminating():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, old)

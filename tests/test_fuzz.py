@@ -245,15 +245,20 @@ def test_sigterm_during_a_compile_leaves_the_previous_output(tmp_path):
         out.write_text("previous\n")
         p = subprocess.Popen([sys.executable, "-m", "cimc", "compile", str(zoo("resnet50")), "--target", "rram-256",
                               "-o", str(out), "--report", str(tmp_path / "r.json")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in
+                                                 (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])
         time.sleep(delay)
         p.send_signal(sig)
         _, err = p.communicate(timeout=300)
-        # -sig: the signal came during the imports, before cimc's handler (nothing was opened yet)
+        # -sig: the signal came before cimc's handler was set (the imports) or after it was
+        # removed (shutdown, the output written): the default action ended the process
         assert p.returncode in (0, 128 + sig, -sig), err
-        if p.returncode:
-            assert p.returncode == -sig or ("stopped by" in err and "Traceback" not in err), err
-            assert out.read_text() == "previous\n"
-        else:
-            assert out.read_text().startswith("module @")
+        text = out.read_text()
+        whole = text == "previous\n" or (text.startswith("module @") and text.endswith("}\n"))
+        assert whole, text[-200:]
+        if p.returncode == 128 + sig:  # stopped in the middle of the work: nothing replaced
+            assert "stopped by" in err and "Traceback" not in err and text == "previous\n"
+        if p.returncode == 0:
+            assert text.startswith("module @")
         assert not list(tmp_path.glob(".*.tmp"))
