@@ -93,9 +93,13 @@ def make_storage(url: str | None, settings: Settings):
                 raise SpaceError(f"--storage {url}: folder '{path.parent}' does not exist.")
         kwargs = {"connect_args": {"timeout": 60}}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=settings.heartbeat_s, grace_period=settings.grace_s,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        # many machines starting on an empty database would all create Optuna's tables at once
+        # (PostgreSQL then refuses all but one): one at a time, under an advisory lock
+        guard = _AdvisoryLock(url, "schema") if url.startswith("postgresql") else contextlib.nullcontext
+        with guard():
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=settings.heartbeat_s, grace_period=settings.grace_s,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     except ImportError as e:
         raise SpaceError(f"--storage {url}: a driver is missing ({e}); for PostgreSQL: pip install 'psycopg[binary]'."
                          ) from None

@@ -57,3 +57,26 @@ def test_two_workers_on_postgres_one_killed_mid_trial(postgres_url, tmp_path):
     evaluated = [t for t in trials if t.state.name == "COMPLETE" and "cached_from" not in t.user_attrs]
     assert len(evaluated) == _count(marks, "end-")
     assert len({t.number for t in trials}) == len(trials)
+
+
+def test_many_workers_starting_at_once_on_an_empty_database(postgres_url, tmp_path):
+    """Optuna creates its tables on first use; workers that start together must not collide
+    (PostgreSQL refuses concurrent CREATE TABLE of one name). Eight processes, imports done,
+    released together."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE fresh")
+    url = postgres_url.rsplit("/", 1)[0] + "/fresh"
+    go = tmp_path / "go"
+    code = ("import sys, time, types, pathlib; from cimc.search.engine import make_storage; import optuna, sqlalchemy\n"
+            "go = pathlib.Path(sys.argv[2]); t0 = time.monotonic()\n"
+            "while not go.exists() and time.monotonic() - t0 < 120: time.sleep(0.001)\n"
+            "make_storage(sys.argv[1], types.SimpleNamespace(heartbeat_s=10, grace_s=30)); print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, str(go)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    time.sleep(8)  # every process has imported and is waiting
+    go.write_text("")
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-400:] for _, err in results if err]
+    assert all(out.strip() == "ok" for out, _ in results)
