@@ -17,7 +17,7 @@ from lark.exceptions import VisitError
 
 from cimc import files
 from cimc.errors import CimcError, MappingSyntaxError, TargetError, VerifyError
-from cimc.ir import Module, Op, freeze_attrs
+from cimc.ir import INT_END, INT_MIN, Module, Op, freeze_attrs
 from cimc.targets import from_dict
 
 # ---- printing --------------------------------------------------------------------------
@@ -72,15 +72,12 @@ class _ValueError(Exception):
         self.tok = tok
 
 
-INT_MAX = 2 ** 63  # attribute integers are 64-bit
-
-
 @v_args(inline=True)
 class _Build(Transformer):
     def int(self, tok):
         digits = len(tok.lstrip("-"))
         value = int(tok) if digits <= 20 else None  # never convert a 400-digit literal
-        if value is None or not -INT_MAX <= value < INT_MAX:
+        if value is None or not INT_MIN <= value < INT_END:
             raise _ValueError(f"integer {tok[:24]}{'...' if len(tok) > 24 else ''} ({digits} digits) does not fit "
                               "in 64 bits", tok)
         return value

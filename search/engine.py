@@ -63,7 +63,6 @@ class Settings:
     heartbeat_s: int = 10
     grace_s: int = 30
     progress: bool = False
-    log: object = None
 
     @property
     def directions(self) -> list[str]:
@@ -212,10 +211,12 @@ class Oracle:
         self.s = settings
         self.networks: dict[str, dict] = {}
 
-    def network(self, config: dict) -> dict:
+    def network(self, config: dict, used: dict | None = None) -> dict:
+        """`used`: the knobs the builder reads for `config` (built here when not given)."""
         s = self.s
         fam = s.space.network
-        _, used = fam.build(config, s.data.shape)  # which knobs matter: the candidate's identity
+        if used is None:
+            _, used = fam.build(config, s.data.shape)  # which knobs matter: the candidate's identity
         key = json.dumps(used, sort_keys=True)
         net = self.networks.get(key)
         if net is None:
@@ -237,11 +238,11 @@ class Oracle:
             self.networks[key] = net
         return net
 
-    def evaluate(self, net_cfg: dict, hw_cfg: dict) -> dict:
+    def evaluate(self, net_cfg: dict, hw_cfg: dict, used: dict | None = None) -> dict:
         """{'metrics', 'infeasible' (reason or ''), 'seconds', 'network' (the used knobs)}."""
         s = self.s
         t0 = time.perf_counter()
-        net = self.network(net_cfg)
+        net = self.network(net_cfg, used)
         seconds = {"train": net["train_s"]}
         out = {"network": net["used"], "metrics": dict(net["metrics"]), "infeasible": "", "seconds": seconds}
         hw = dict(hw_cfg)
@@ -410,7 +411,7 @@ def run_trial(study, trial, settings: Settings, oracle: Oracle) -> None:
                        "infeasible": twin.user_attrs.get("infeasible", ""), "cached_from": twin.number,
                        "seconds": {"total": time.perf_counter() - t0}}
         else:
-            outcome = oracle.evaluate(net_cfg, hw_cfg)
+            outcome = oracle.evaluate(net_cfg, hw_cfg, used)
             outcome.update(hardware=hw_cfg, key=key)
         tell(study, trial, settings, outcome)
     except BaseException as e:
@@ -425,7 +426,7 @@ def run_trial(study, trial, settings: Settings, oracle: Oracle) -> None:
 
 def settings_for(space: Space, objectives=None, constraints=None, evaluator=None, trials=None, seed=None,
                  sampler=None, pipeline=None, final_pipeline=None, data=None, reference=None, chip=None,
-                 progress=False, heartbeat_s=10, grace_s=30, log=None) -> Settings:
+                 progress=False, heartbeat_s=10, grace_s=30) -> Settings:
     o = space.options
     objectives = dict(objectives if objectives is not None else space.objectives)
     constraints = {k: tuple(v) for k, v in dict(constraints if constraints is not None else space.constraints).items()}
@@ -445,7 +446,7 @@ def settings_for(space: Space, objectives=None, constraints=None, evaluator=None
     return Settings(space, objectives, constraints, evaluator, chip, sd, opts.get("pipeline", "fast"),
                     opts.get("final_pipeline", "full"), opts.get("trials", 50), opts.get("seed", 0),
                     opts.get("sampler", "nsga2"), opts.get("population", 10 if opts.get("trials", 50) >= 20 else 4),
-                    reference, heartbeat_s, grace_s, progress, log)
+                    reference, heartbeat_s, grace_s, progress)
 
 
 def open_study(settings: Settings, storage_url: str | None, study_name: str, resume: bool):

@@ -16,6 +16,7 @@ variation) is measured by the search engine on the candidate's own compiled mapp
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -26,6 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from cimc import files
 from cimc.data import Dataset, load_dataset
 from cimc.search.families import Family, Shape
 from cimc.search.knobs import SpaceError
@@ -183,15 +185,11 @@ class Train(Evaluator):
 
 
 def _save(path: Path, obj) -> None:
-    """torch.save through a temporary file and a rename (a killed worker leaves no half file)."""
+    """torch.save through cimc's atomic writer (a killed worker leaves no half file)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    files.write_atomic(path, buf.getvalue(), "cache file")
 
 
 @dataclass

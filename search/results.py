@@ -227,7 +227,7 @@ def finish_point(result: Result, p: Point) -> Point:
     for name in POINT_FILES:
         check_output(folder / name)
     oracle = result.oracle or Oracle(s)  # the loop's: its networks are trained already
-    net = oracle.network({**_defaults(s), **p.network})
+    net = oracle.network({**_defaults(s), **p.network}, p.network)
     final: dict = {"pipeline": s.final_pipeline}
     hw = dict(p.hardware)
     budget = hw.pop("budget", None)
