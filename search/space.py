@@ -71,7 +71,9 @@ METRICS = {
     "tops_per_w": "operations (2 per multiply-accumulate) per joule of one inference, in TOPS/W",
     "utilization": "weight cells (all copies) over the cells of the crossbars used",
     "crossbars_used": "crossbars the mapping uses, copies included (the budget, by design, with copies)",
-    "weight_crossbars": "crossbars one copy of every weight takes, one block per crossbar (the network's size)",
+    "weight_crossbars": "crossbars one copy of every weight takes, one block per crossbar (the network's size), in "
+                        "the partition the pipeline chose: a grouped or depthwise layer's layout can differ between "
+                        "pipelines, and so can this count",
     "crossbars_lower_bound": "fewest crossbars any mapping of the weights needs",
     "speedup": "throughput over the ISAAC-like baseline mapping of the same network and chip",
     "macs": "multiply-accumulates of one inference on crossbars",
