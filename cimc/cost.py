@@ -587,7 +587,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         solver=info, stream=stream, period_set_by=period_set_by, warnings=tuple(warnings), energy_breakdown_nj=_nj(totals),
         area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
         network={"topology": t.noc, "bytes_between_tiles": net_bytes, "byte_hops": net_byte_hops},
-        reprogramming=reprogramming, layers=tuple(layers))
+        reprogramming=reprogramming, converter=t.converter(), layers=tuple(layers))
 
 
 def _shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict | None = None) -> float:

@@ -78,6 +78,10 @@ class Report:
     network: dict = field(default_factory=dict)  # bytes moved between tiles, byte-hops, topology
     # when the weights need more than one chip: one chip reprogrammed per inference instead
     reprogramming: dict = field(default_factory=dict)
+    # what one read asks of the ADC: bits a full read's partial sum needs, rows per conversion,
+    # reads per input digit, partial_sums ("exact": fewer rows per read, charged; "quantized":
+    # the ADC's levels spread over the sum, which the simulator models) and whether it quantizes
+    converter: dict = field(default_factory=dict)
     layers: tuple[LayerCost, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -146,5 +150,11 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
     if area:
         parts = ", ".join(f"{k} {100 * v / area:.0f}%" for k, v in r.area_breakdown_mm2.items() if v > 0)
         lines.append(f"area by component: {parts}")
+    c = r.converter
+    if c:
+        how = (f"quantized: a full read needs {c['bits_needed']} bits (the simulator models the loss)" if c["quantized"]
+               else f"exact ({c['bits_needed']} bits needed)")
+        lines.append(f"ADC: {c['adc_bits']} bits, {c['rows_per_conversion']} rows per conversion, "
+                     f"{c['reads_per_digit']} read{'s' if c['reads_per_digit'] > 1 else ''} per input digit; {how}")
     lines += [f"warning: {w}" for w in r.warnings]
     return "\n".join(lines)

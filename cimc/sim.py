@@ -101,7 +101,7 @@ class Precision:
     @classmethod
     def of(cls, target, **overrides) -> "Precision":
         p = cls(target.weight_bits, target.cell_bits, target.input_bits, target.dac_bits, target.adc_bits,
-                target.signed_weights, target.rows_per_read)
+                target.signed_weights, target.read_rows)
         p = replace(p, **{k: v for k, v in overrides.items() if v is not None})
         for k in ("weight_bits", "cell_bits", "input_bits", "dac_bits"):
             if not 1 <= getattr(p, k) <= 24:

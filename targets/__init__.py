@@ -20,11 +20,13 @@ from pathlib import Path
 
 from cimc import files
 from cimc.errors import CimcError, TargetError
+from . import laws
 
 PRESET_DIR = Path(__file__).parent
 SIGNED_ENCODINGS = ("differential", "offset", "bias", "unsigned")
+PARTIAL_SUMS = ("quantized", "exact")
 NOC_KINDS = ("mesh", "bus")
-ZERO_OK = ("rows_per_read", "mvm_fill_reads")  # integer keys where 0 means "not used"
+ZERO_OK = ("rows_per_read", "mvm_fill_reads", "adc_saved_bits")  # integer keys where 0 means "not used"
 FLOAT_MAX = 1e15  # larger than any physical figure in its unit; products of such values stay finite
 INT_MAX = 1 << 31
 XBARS_MAX = 1 << 24  # crossbars on one chip
@@ -76,6 +78,12 @@ class Target:
     group_periph_area_mm2: float = 0.0  # input/output registers, control of one group
     group_periph_power_mw: float = 0.0
     rows_per_read: int = 0  # rows driven in one read (NeuroSim's parallel read); 0: all rows
+    # what a read whose partial sum needs more than `adc_bits` does (`adc_bits_needed`):
+    # "quantized": all its rows are converted together, the ADC's levels spread over the
+    # range (the simulator models the loss); "exact": it reads fewer rows per conversion
+    # (`read_rows`), so each conversion is exact and the cost model charges the extra reads
+    partial_sums: str = "quantized"
+    adc_saved_bits: int = 0  # bits an encoding saves the ADC (ISAAC's flipped weights: 1)
     mvm_fill_reads: int = 0  # pipeline fill and drain of one MVM, in read times (PUMA: 2)
     xbar_static_mw: float = 0.0  # leakage of one crossbar's converters, drawn whenever its tile is in use
     # -- tile components outside the crossbars (peak power and area; energies per event above)
@@ -159,12 +167,10 @@ class Target:
                 view = self
             else:
                 rows, cols, n = self.pool_list[p]
-                adcs = math.ceil(cols / self.cols_per_adc) / self.adcs_per_xbar
+                old = {k: getattr(self, k) for k in _LAW_KEYS}
+                moved = laws.rescale(old, {**old, "xbar_rows": rows, "xbar_cols": cols})  # the size laws
                 view = dataclasses.replace(
-                    self, pools="", xbar_rows=rows, xbar_cols=cols, xbars_per_tile=n,
-                    xbar_area_um2=self.xbar_area_um2 * rows * cols / self.cells_per_xbar,
-                    xbar_periph_area_um2=self.xbar_periph_area_um2 * rows / self.xbar_rows,
-                    xbar_static_mw=self.xbar_static_mw * adcs)
+                    self, pools="", xbars_per_tile=n, **{k: moved[k] for k in _LAW_KEYS})
             memo[p] = view
         return view
 
@@ -183,8 +189,41 @@ class Target:
 
     def row_reads(self, rows: int) -> int:
         """Reads one input digit needs for a block of `rows` physical rows: one, or one per
-        `rows_per_read` rows when the array is read in parts (partial sums added digitally)."""
-        return math.ceil(rows / self.rows_per_read) if self.rows_per_read else 1
+        `read_rows` rows when the array is read in parts (partial sums added digitally)."""
+        return math.ceil(rows / self.read_rows) if self.read_rows else 1
+
+    def adc_bits_needed(self, rows: int) -> int:
+        """Bits that convert the partial sum of `rows` rows exactly: every row at its largest
+        cell level (2^cell_bits - 1) times its largest input digit (2^dac_bits - 1), less what
+        the encoding saves (ISAAC, ISCA 2016, sec. 5: ceil(log2(R (2^c - 1) + 1)) for 1-bit
+        inputs, one bit fewer with its flipped weights)."""
+        top = rows * (2 ** self.cell_bits - 1) * (2 ** self.dac_bits - 1)
+        return max(1, math.ceil(math.log2(top + 1)) - self.adc_saved_bits)
+
+    @functools.cached_property
+    def exact_rows(self) -> int:
+        """The most rows one conversion of `adc_bits` covers exactly (0: not even one)."""
+        levels = 2 ** (self.adc_bits + self.adc_saved_bits) - 1
+        return levels // ((2 ** self.cell_bits - 1) * (2 ** self.dac_bits - 1))
+
+    @functools.cached_property
+    def read_rows(self) -> int:
+        """Rows read together, each group converted on its own; 0: all the block's rows.
+        `rows_per_read` where given; with exact partial sums, no more than `exact_rows`."""
+        if self.partial_sums != "exact":
+            return self.rows_per_read
+        most = max(rows for rows, _, _ in self.pool_list)
+        limit = min(self.rows_per_read or most, self.exact_rows)
+        return 0 if limit >= most and not self.rows_per_read else limit
+
+    def converter(self) -> dict:
+        """What one read asks of the ADC, for reports: the bits a full read needs, the rows a
+        conversion covers, the reads per input digit, and whether sums are exact or quantized."""
+        rows = self.read_rows or self.xbar_rows
+        needed = self.adc_bits_needed(rows)
+        return {"adc_bits": self.adc_bits, "bits_needed": needed, "rows_per_conversion": rows,
+                "reads_per_digit": self.row_reads(self.xbar_rows), "partial_sums": self.partial_sums,
+                "quantized": needed > self.adc_bits}
 
     def _pool_views(self) -> list["Target"]:
         return [self.pool(p) for p in range(len(self.pool_list))] if self.pools else [self]
@@ -308,6 +347,15 @@ class Target:
         for key in ("xbar_rows", "xbar_cols"):
             if getattr(self, key) > 1 << 16:
                 raise TargetError(f"{where}: '{key}' = {getattr(self, key)} is absurd (over 65536).")
+        if self.partial_sums not in PARTIAL_SUMS:
+            raise TargetError(f"{where}: 'partial_sums' must be one of {', '.join(PARTIAL_SUMS)}, "
+                              f"got '{self.partial_sums}'.")
+        if self.partial_sums == "exact" and self.exact_rows < 1:
+            raise TargetError(
+                f"{where}: with exact partial sums, a {self.adc_bits}-bit ADC cannot convert even one row of "
+                f"{self.cell_bits}-bit cells driven by {self.dac_bits}-bit DACs (that needs "
+                f"{self.adc_bits_needed(1)} bits); raise adc_bits, lower cell_bits or dac_bits, or set "
+                "partial_sums = \"quantized\".")
         if self.signed_weights not in SIGNED_ENCODINGS:
             raise TargetError(
                 f"{where}: 'signed_weights' must be one of {', '.join(SIGNED_ENCODINGS)}, "
@@ -333,14 +381,18 @@ class Target:
         return self
 
     def replace(self, **overrides) -> "Target":
+        """The target with keys changed; figures whose knobs changed move by their laws
+        (`cimc.targets.laws`) unless they are among the keys given."""
         where = f"target '{self.name}' with overrides"
-        return from_dict(_with_device(self.to_dict(), overrides, where), where=where)
+        old = self.to_dict()
+        return from_dict(laws.rescale(old, _with_device(old, overrides, where), set(overrides)), where=where)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 _FIELDS = {f.name: f for f in fields(Target)}
+_LAW_KEYS = tuple(dict.fromkeys([*laws.KNOBS, *(law.figure for law in laws.LAWS)]))
 _TYPES = {"int": int, "float": float, "str": str}
 
 
@@ -453,7 +505,8 @@ def _read_toml(path: Path) -> dict:
     if base is not None:
         if not isinstance(base, str) or base not in preset_names():
             raise TargetError(f"{path}: 'base' must name a preset ({', '.join(preset_names())}), got {base!r}.")
-        data = {**_read_toml(PRESET_DIR / f"{base}.toml"), **data}
+        under = _read_toml(PRESET_DIR / f"{base}.toml")
+        data = laws.rescale(under, {**under, **data}, set(data))  # the file's knobs move the base's figures
     return data
 
 
@@ -504,7 +557,7 @@ def load_target(spec: "str | Path | Target", overrides: dict | None = None) -> T
         if unknown:
             raise TargetError(f"{where}: unknown override key(s) {', '.join(unknown)}. Known keys: {', '.join(sorted(_FIELDS))}.")
         where += " with overrides " + ", ".join(f"{k}={v}" for k, v in overrides.items())
-    target = from_dict(_with_device(data, overrides, where), where)
+    target = from_dict(laws.rescale(data, _with_device(data, overrides, where), set(overrides)), where)
     if len(_TARGETS) >= 128:  # a sweep over many overrides: forget the oldest
         del _TARGETS[next(iter(_TARGETS))]
     _TARGETS[key] = target
