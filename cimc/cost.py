@@ -8,14 +8,17 @@ Units: ns, nJ (pJ inside), mm2. What the numbers mean:
   of a block is its copy's MVMs times its MVM time; the load of a crossbar is the sum of
   its blocks' loads. A layer running alone takes the largest load it puts on one crossbar:
   copies (or blocks) that share a crossbar do not speed it up.
-- A digital op takes `ops / digital_ops_per_ns`; every op moves its input and output
-  elements through the tile buffer at `buffer_bytes_per_ns` (overlapped with compute: the
-  longer of the two counts).
+- A digital op runs on the digital units of the tiles that hold the data it reads
+  (`digital_tiles`: the tiles of the weight layer it reads, all copies; a digital op after
+  another on the same tiles; with nothing placed, every tile in use), split evenly: it takes
+  `ops / (digital_ops_per_ns x tiles)`, and puts that on each of its tiles. Every op moves its
+  input and output elements through the tile buffer at `buffer_bytes_per_ns` (overlapped
+  with compute: the longer of the two counts).
 - Latency: the schedule's makespan when the mapping has one (`sched.slot`), else the
   longest path through the graph with every op taking its time.
 - Throughput: inferences pipelined; the period is the busiest resource's work per
-  inference: a crossbar's load, the digital units of the tiles in use, one op's buffer
-  traffic, or the network (all byte-hops of an inference over all its links, as if routing
+  inference: a crossbar's load, one tile's digital units (the digital ops it runs), one
+  op's buffer traffic, or the network (all byte-hops of an inference over all its links, as if routing
   spread them evenly). An op's own network time (its bytes over one link, plus the hops)
   adds to its latency, not to the period: transfers of successive inferences overlap.
 - Energy per block MVM, per read: active rows x `row_read_pj` + active cells x
@@ -35,7 +38,8 @@ Bounds (valid for the module's partition, whatever the duplication and packing):
   work over all tiles' digital units; any op's buffer traffic; and, after `duplicate`, the
   proven bound of its relaxation (cells, loads) with every cell of the budget allowed;
 - latency: the longest path with every weight layer at one MVM time (unlimited copies)
-  and every digital op at one output row's time (ops stream row by row).
+  and every digital op at one output row's time (ops stream row by row) split over every
+  tile of the chips used.
 The ISAAC-like baseline of the same partition (every block on its own crossbar, one copy)
 is costed alongside, for `speedup_vs_baseline`.
 """
@@ -243,6 +247,39 @@ def mapping_loads(module: Module) -> Loads:
     return Loads(copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed, xbar_count)
 
 
+def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple) -> dict[str, tuple]:
+    """The tiles whose digital units run each op, the op split evenly over them: a weight
+    layer's are the tiles holding its blocks (every copy; unplaced crossbars fill tiles in
+    the order of the layers, as compact copies do); any other op runs on the tiles of the
+    first operand that has some (its data are there); an op that reads only the network's
+    input runs on every tile in use (`in_use`)."""
+    t = module.target
+    tiles: dict[str, tuple] = {}
+    cursor = 0  # unplaced crossbars, counted in layer order
+    for op in module.ops:
+        if op.namespace != "nn" or op.result is None:
+            continue
+        if op.result in blocks:
+            held = {placed[b.result]["tile"] for b in blocks[op.result] if b.result in placed}
+            loose = sum(1 for b in blocks[op.result] if b.result not in placed) * (op.get("copies") or 1)
+            if loose:
+                per = t.xbars_per_tile_all
+                held.update(range(cursor // per, (cursor + loose - 1) // per + 1))
+                cursor += loose
+            tiles[op.result] = tuple(sorted(held)) or in_use
+        else:
+            tiles[op.result] = next((tiles[o] for o in op.operands if o in tiles and tiles[o]), in_use)
+    return tiles
+
+
+def tiles_in_use(module: Module, loads: "Loads") -> tuple:
+    """The tiles a mapping uses: those its placement touches, else the fewest its crossbars fill."""
+    t = module.target
+    if loads.placed:
+        return tuple(sorted({key[0] for key in loads.xbar_load if key[0] != "unplaced"}))
+    return tuple(range(max(1, math.ceil(loads.crossbars() / t.xbars_per_tile_all))))
+
+
 def network_links(t) -> int:
     """Directed links of one chip's network: a bus is one; a mesh of routers on the
     smallest square grid (as `router_hops` lays it out) has two per pair of neighbours."""
@@ -409,6 +446,13 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     home = home_tiles(module, blocks, placed) if placed else {}
     from cimc.passes.partition import xbar_area_um2
 
+    in_use = tiles_in_use(module, loads)
+    chips_used = max((tile // t.tiles + 1 for tile in in_use), default=1)
+    op_tiles = digital_tiles(module, blocks, placed, in_use)
+    digital_load: dict[int, float] = defaultdict(float)  # per tile: its digital units' time per inference
+    base_tiles = max(1, math.ceil(sum(1 for bs in blocks.values() for b in bs if b["copy"] == 0)
+                                  / t.xbars_per_tile_all))  # the baseline's: its crossbars fill tiles in order
+
     pool_cells: dict[int, int] = defaultdict(int)  # one copy of every weight, per crossbar pool
     net_bytes = net_byte_hops = 0.0
 
@@ -494,11 +538,17 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             digital_ops_total += ops
             parts["digital"] += ops * t.digital_op_pj
             energy_pj = sum(parts.values())
-            latency = max(ops / t.digital_ops_per_ns, traffic_ns)
-            base_ns[op.result] = latency
-            # a scheduled digital op streams: after its input's last row it needs one row's time
+            where = op_tiles.get(op.result) or in_use
+            compute_ns = ops / (t.digital_ops_per_ns * len(where))  # split evenly over its tiles
+            if ops:
+                for tile in where:
+                    digital_load[tile] += compute_ns
+            latency = max(compute_ns, traffic_ns)
+            base_ns[op.result] = max(ops / (t.digital_ops_per_ns * base_tiles), buffer_ns)
+            # a scheduled digital op streams: after its input's last row it needs one row's
+            # time, which at best is split over every tile of the chips
             rows = op["shape"][2] if len(op["shape"]) == 4 else 1
-            bound_ns[op.result] = latency / max(rows, 1)
+            bound_ns[op.result] = max(ops / (t.digital_ops_per_ns * t.tiles * chips_used), buffer_ns) / max(rows, 1)
             layers.append(LayerCost(op.result, op.kind, 0, 0, 0, 0, 0, 0, 0, latency, energy_pj * 1e-3,
                                     fn=op.get("fn", ""), energy_breakdown_nj=_nj(parts), buffer_ns=buffer_ns,
                                     network_ns=network_ns))
@@ -512,7 +562,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     latency_ns = max((s["end_ns"] for s in slots.values()), default=0.0) if slots else path_ns
 
     xbars_used = loads.crossbars()
-    tiles = {key[0] for key in xbar_load if key[0] != "unplaced"} if placed else set()
+    tiles = set(in_use) if placed else set()
     tiles_used = len(tiles) if placed else math.ceil(xbars_used / t.xbars_per_tile_all)
     # cells of the crossbars used (their pool's size), and the fewest crossbars one copy fits
     used_cells = sum((t.pool(t.pool_of_xbar(key[1])).cells_per_xbar if key[0] != "unplaced"
@@ -521,9 +571,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         else xbars_used * t.cells_per_xbar
     xbars_bound = (sum(crossbars_lower_bound(t.pool(p), c) for p, c in pool_cells.items()) if t.pools
                    else crossbars_lower_bound(t, cells_one_copy))
-    chips_used = max((tile // t.tiles + 1 for tile in tiles), default=max(1, -(-xbars_used // t.xbars)))
     budget = int(module.get("budget", t.xbars * chips_used))
-    digital_period = digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1))
+    digital_period = max(digital_load.values(), default=0.0)  # the busiest tile's digital units
     # the network as a whole: every byte-hop of one inference over all its links
     network_period = network_period_ns(t, net_byte_hops, chips_used)
     period_parts = {"crossbars": max(xbar_load.values(), default=0.0), "digital": digital_period,
@@ -533,8 +582,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     period_bound_ns = max(block_read_work_ns / budget, _shared_work_bound(t, blocks, defs, budget, families), longest_mvm_ns,
                           digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
                           float(module.get("period_bound_ns", 0.0)), buffer_bound_ns, 1e-9)
-    base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * max(tiles_used, 1)),
-                         buffer_bound_ns, 1e-9)
+    base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * base_tiles), buffer_bound_ns, 1e-9)
     area = tiles_used * t.tile_area_mm2
     # leakage of the tiles and crossbars in use over the time one inference holds them in the
     # pipeline: one period (mW x ns = pJ); a tile's unnamed power counts as static too

@@ -995,33 +995,42 @@ class PackPass:
             where[b] = (j, solver.value(ys[b]), solver.value(xs[b]))
         return [None] * k, where
 
-    def _tiles(self, module: Module, items, where, renumber):
-        """Crossbar number -> (tile, crossbar in it). The crossbars fill tiles in order; with
-        `spread`, they are shared out (in order) over as many tiles as the tiles' digital
-        units need to keep pace with the busiest crossbar, when the chip has them."""
+    def _tile_maps(self, module: Module, items, where, renumber) -> list:
+        """Ways to share the crossbars out over tiles, crossbar number -> (tile, crossbar in
+        it). First: in order, filling tiles. With `spread` (one pool, the chip has the tiles):
+        in order over as many tiles as the digital units need to keep pace with the busiest
+        crossbar, and round-robin over that many tiles and over every tile of the chip. A
+        digital op runs on the tiles holding the layer it reads (`cimc.cost.digital_tiles`), so
+        round-robin gives each layer's digital work more units, at the price of more traffic."""
         from cimc.ops import DIGITAL_KINDS
 
         t = module.target
         per = t.xbars_per_tile
         used = len(renumber)
-        tiles = -(-used // per)
-        if self.spread and used <= t.xbars and not t.pools:
-            load: dict[int, float] = defaultdict(float)
-            for k, it in enumerate(items):
-                load[where[k][0]] += it.load_ns
-            digital = sum(op.get("ops", 0) for op in module.ops if op.kind in DIGITAL_KINDS)
-            busiest = max(load.values(), default=0.0)
-            if busiest > 0 and digital:
-                need = math.ceil(digital / (t.digital_ops_per_ns * busiest) - 1e-9)
-                tiles = min(t.tiles, max(tiles, need))
-        if tiles <= -(-used // per):
-            return lambda idx: (idx // per, idx % per)
-        first = [n * used // tiles for n in range(tiles + 1)]  # first crossbar of each tile
+        least = -(-used // per)
+        maps = [lambda idx: (idx // per, idx % per)]
+        if not self.spread or used > t.xbars or t.pools:
+            return maps
+        digital = sum(op.get("ops", 0) for op in module.ops if op.kind in DIGITAL_KINDS)
+        if not digital:
+            return maps
+        load: dict[int, float] = defaultdict(float)
+        for k, it in enumerate(items):
+            load[where[k][0]] += it.load_ns
+        busiest = max(load.values(), default=0.0)
+        need = min(t.tiles, max(least, math.ceil(digital / (t.digital_ops_per_ns * busiest) - 1e-9))) \
+            if busiest > 0 else least
+        if need > least:
+            first = [n * used // need for n in range(need + 1)]  # first crossbar of each tile
 
-        def spread(idx):
-            tile = bisect.bisect_right(first, idx) - 1
-            return tile, idx - first[tile]
-        return spread
+            def spread(idx):
+                tile = bisect.bisect_right(first, idx) - 1
+                return tile, idx - first[tile]
+            maps.append(spread)
+        for tiles in sorted({need, min(t.tiles, used)}):
+            if tiles > 1:
+                maps.append(lambda idx, n=tiles: (idx % n, idx // n))
+        return maps
 
     def _emit(self, module: Module, items, where, method, status, lower) -> Module:
         # number the crossbars in the order the text first uses them
@@ -1030,19 +1039,35 @@ class PackPass:
         for op in module.ops:
             if op.kind == "map.block":
                 renumber.setdefault(where[index[op.result]][0], len(renumber))
-        tile_of = self._tiles(module, items, where, renumber)
-        place: dict[str, Op] = {}
-        for k, it in enumerate(items):
-            j, r, c = where[k]
-            tile, xbar = tile_of(renumber[j])
-            place[it.op.result] = Op.make("map.place", None, [it.op.result], tile=tile, xbar=xbar, at=(r, c))
-        out = []
-        for op in module.ops:
-            if op.kind == "map.place" or op.namespace in ("cost", "sched"):
-                continue
-            out.append(op)
-            if op.kind == "map.block":
-                out.append(place[op.result])
         used = len({w[0] for w in where.values()})
-        return module.with_ops(out, pack_method=method, pack_status=status, pack_crossbars=used,
-                               pack_lower_bound=lower)
+        best = None
+        for tile_of in self._tile_maps(module, items, where, renumber):
+            place: dict[str, Op] = {}
+            for k, it in enumerate(items):
+                j, r, c = where[k]
+                tile, xbar = tile_of(renumber[j])
+                place[it.op.result] = Op.make("map.place", None, [it.op.result], tile=tile, xbar=xbar, at=(r, c))
+            out = []
+            for op in module.ops:
+                if op.kind == "map.place" or op.namespace in ("cost", "sched"):
+                    continue
+                out.append(op)
+                if op.kind == "map.block":
+                    out.append(place[op.result])
+            placed = module.with_ops(out, pack_method=method, pack_status=status, pack_crossbars=used,
+                                     pack_lower_bound=lower)
+            score = self._score(placed)
+            if best is None or score < best[0]:
+                best = (score, placed)
+        return best[1]
+
+    @staticmethod
+    def _score(module: Module) -> tuple:
+        """What a tile assignment is chosen by: the period, then latency, then energy
+        (latency first when duplicate's objective was latency)."""
+        from cimc.cost import evaluate
+
+        r = evaluate(module)
+        if str(module.get("duplicate_objective", "")) == "latency":
+            return (round(r.latency_ns, 6), round(r.period_ns, 6), round(r.energy_nj, 6))
+        return (round(r.period_ns, 6), round(r.latency_ns, 6), round(r.energy_nj, 6))

@@ -19,8 +19,11 @@ chunks; a chunk is the unit of scheduling:
 - an op's chunks end in row order;
 - a chunk's inputs cross the network first: it ends no earlier than its share of the op's
   network time plus one MVM after its inputs exist;
-- every op also streams its rows through its own unit (tile buffer, and a digital op's
-  compute: that time / chunks per chunk, one chunk after the other).
+- a digital op's chunk puts its share of the op's compute on the digital units of each tile
+  that runs it (`cimc.cost.digital_tiles`: split evenly); a tile's digital units do one
+  chunk at a time, whichever op or inference it belongs to;
+- every op also streams its rows through its own unit (its tile buffer traffic: that time /
+  chunks per chunk, one chunk after the other).
 
 The list schedule takes chunks in the order their inputs become ready (ties: earlier
 inference, earlier op, earlier chunk) and starts each as early as its crossbars allow.
@@ -92,12 +95,15 @@ def _last_input_row(op: Op, row: int, p_rows: int, rows: int) -> int | None:
 
 
 def _jobs(module: Module, max_chunks: int) -> list[_Job]:
-    from cimc.cost import block_read_ns, evaluate, mapping_loads
+    from cimc.cost import block_read_ns, digital_tiles, evaluate, mapping_loads, tiles_in_use
 
     report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]))
     costs = {layer.name: layer for layer in report.layers}
     loads = mapping_loads(module)
     blocks, layer_xbar_load = loads.blocks, loads.layer_xbar_load
+    in_use = tiles_in_use(module, loads)
+    op_tiles = digital_tiles(module, blocks, loads.placed, in_use)
+    rate = module.target.digital_ops_per_ns
     defs = module.by_name()
     ops = [op for op in module.ops if op.namespace == "nn" and op.kind not in ("nn.input", "nn.output")]
     index = {op.result: n for n, op in enumerate(ops)}
@@ -125,12 +131,14 @@ def _jobs(module: Module, max_chunks: int) -> list[_Job]:
             needs.append((index[o], need))
         step = max((block_read_ns(module.target, b) for b in blocks.get(op.result, [])), default=0.0)
         pieces = [(x, load / g) for x, load in layer_xbar_load.get(op.result, {}).items()]
+        if op.kind in DIGITAL_KINDS and op.get("ops"):  # split over its tiles' digital units, shared by every op there
+            where = op_tiles.get(op.result) or in_use
+            pieces += [(("digital", tile), op["ops"] / (rate * len(where)) / g) for tile in where]
         cost = costs.get(op.result)
         if cost is None:
             unit = lag = 0.0
-        else:  # the op's own unit: its buffer traffic (and, for digital ops, their compute)
-            compute = op.get("ops", 0) / module.target.digital_ops_per_ns if op.kind in DIGITAL_KINDS else 0.0
-            unit = max(compute, cost.buffer_ns)
+        else:  # the op's own unit: its buffer traffic
+            unit = cost.buffer_ns
             lag = cost.network_ns / g  # a chunk's inputs cross the network after they exist
         jobs.append(_Job(op.result, g, unit / g, step + lag, pieces, needs))
     return jobs
