@@ -19,6 +19,8 @@ ONNX weight tensor in `weight`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import io
 import math
@@ -571,10 +573,78 @@ def _build(g: _Graph, nodes, target: Target, module_name: str, where: str) -> Mo
     if not outs:
         raise ModelError(f"{where}: no output of the model depends on its inputs; nothing to map.")
     ops.append(Op.make("nn.output", None, outs))
+    ops = canonical_order(ops)
     if not any(op.kind in ("nn.conv", "nn.conv_transpose", "nn.matmul", "nn.rnn") for op in ops):
         raise ModelError(f"{where}: the model has no weight layer (Conv, ConvTranspose, Gemm, MatMul with a "
                          "constant operand, LSTM/GRU/RNN); there is nothing to put on crossbars.")
     return Module(module_name, target, tuple(ops), freeze_attrs({"source": where}))
+
+
+NAME_ATTRS = ("onnx", "weight", "name")  # attributes that name things: not part of what an op computes
+COMMUTATIVE = ("Add", "Mul", "Sum", "Max", "Min", "Mean")
+
+
+def canonical_order(ops: list[Op]) -> list[Op]:
+    """The ops in an order that depends only on what the graph computes, not on how its file
+    numbers or orders the nodes: isomorphic graphs give the same order (up to ops that compute
+    the same thing from the same operands), so they map and cost the same. Each op gets a
+    signature from its kind, its attributes (names left out) and its operands' signatures
+    (sorted for commutative element-wise ops, whose operands are put in that order too), then
+    refined, from the outputs back, by the signatures of the ops it feeds; ops are taken in
+    Kahn's order by (depth from the inputs, signature), ties in file order.
+    Inputs keep their order and come first; the output op comes last."""
+    import hashlib
+    import heapq
+
+    sig: dict[str, str] = {}
+    depth: dict[str, int] = {}
+    out: list[Op] = []
+    for n, op in enumerate(ops):
+        if op.kind == "nn.input":
+            sig[op.result] = f"input{n}"
+            depth[op.result] = 0
+            continue
+        if op.result is None:
+            continue
+        operands = list(op.operands)
+        if op.kind == "nn.eltwise" and op.get("fn") in COMMUTATIVE:
+            operands.sort(key=lambda o: sig.get(o, o))
+            if tuple(operands) != op.operands:
+                op = dataclasses.replace(op, operands=tuple(operands))
+                ops[n] = op
+        attrs = [(k, v) for k, v in op.attrs if k not in NAME_ATTRS]
+        text = repr((op.kind, attrs, [sig.get(o, o) for o in operands]))
+        sig[op.result] = hashlib.sha1(text.encode()).hexdigest()[:16]
+        depth[op.result] = 1 + max((depth.get(o, 0) for o in operands), default=0)
+    body = [op for op in ops if op.kind != "nn.input" and op.result is not None]
+    # refine by what each op feeds (ops alike in their inputs but feeding different ops differ)
+    fed: dict[str, list] = {}
+    for op in ops:
+        for pos, o in enumerate(op.operands):
+            fed.setdefault(o, [])
+    for op in reversed(ops):
+        for pos, o in enumerate(op.operands):
+            fed[o].append((sig.get(op.result, op.kind), pos))
+        if op.result in sig:
+            sig[op.result] = hashlib.sha1(repr((sig[op.result], sorted(fed.get(op.result, [])))).encode()).hexdigest()[:16]
+    index = {op.result: n for n, op in enumerate(body)}
+    waiting = {op.result: sum(1 for o in set(op.operands) if o in index) for op in body}
+    users: dict[str, list[str]] = {}
+    for op in body:
+        for o in set(op.operands):
+            if o in index:
+                users.setdefault(o, []).append(op.result)
+    ready = [(depth[r], sig[r], index[r]) for r, w in waiting.items() if w == 0]
+    heapq.heapify(ready)
+    while ready:
+        _, _, n = heapq.heappop(ready)
+        op = body[n]
+        out.append(op)
+        for u in users.get(op.result, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, (depth[u], sig[u], index[u]))
+    return [op for op in ops if op.kind == "nn.input"] + out + [op for op in ops if op.result is None]
 
 
 @functools.lru_cache(maxsize=1024)

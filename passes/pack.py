@@ -404,7 +404,8 @@ class PackPass:
         new_bin, may_hold = self._crossbar_rules(t, budget, neighbours, bins, load, count, held, heap)
 
         before = sum(len(v) for v in shares.values())
-        self._relieve(t, bins, load, count, held, places, shares, on_bin, heap, new_bin, may_hold, budget)
+        self._relieve(t, bins, load, count, held, places, shares, on_bin, heap, new_bin, may_hold, budget,
+                      rank={name: n for n, name in enumerate(infos)})
         if sum(len(v) for v in shares.values()) == before:
             return None
         m = with_shares(module, {"shares": {n: v for n, v in shares.items() if len(v) > 1}})
@@ -520,8 +521,9 @@ class PackPass:
             (light if work <= period and (work / period) <= (i.cells / cells) else heavy).append(i)
         from cimc.cost import block_mvm_ns
 
+        order = {b.result: n for n, b in enumerate(b for i in light for b in i.blocks)}  # module order, not names
         blocks = sorted(((i, b) for i in light for b in i.blocks),
-                        key=lambda ib: (-block_footprint(t, ib[1]).cells, ib[1].result))
+                        key=lambda ib: (-block_footprint(t, ib[1]).cells, order[ib[1].result]))
         # heavy blocks that leave no room beside them for any light block need crossbars of
         # their own, one per copy the period asks for: with `reserve`, light blocks keep off
         # that many
@@ -589,7 +591,8 @@ class PackPass:
         if facts is not None and len(bins) <= budget - facts.get("reserved", 0):
             facts["reserved"] = 0  # the light blocks left those crossbars empty: keeping off them changes nothing
         shape_heaps: dict[tuple[int, int], list] = {}  # for `_any_room`
-        heavy = sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), i.name))
+        rank = {i.name: n for n, i in enumerate(infos)}  # ties in module order (canonical), never by name
+        heavy = sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), rank[i.name]))
         work_left = sum(i.mvms * i.sum_mvm_ns for i in heavy)
         for i in heavy:
             if work_left > (budget * period - sum(load)) * (1 + EPS):
@@ -645,7 +648,8 @@ class PackPass:
                 remaining -= share
                 copy += 1
         if relieve:
-            self._relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light)
+            self._relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light,
+                          rank=rank)
         return {"bins": len(bins), "where": where, "shares": shares}
 
     @staticmethod
@@ -687,7 +691,7 @@ class PackPass:
 
     @staticmethod
     def _relieve(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light=(),
-                 rounds=20000):
+                 rounds=20000, rank=None):
         """After water-filling, move MVMs into new copies placed in free spots.
 
         1. Relieve: the busiest crossbar gives part of the share of a heavy copy on it to a
@@ -700,6 +704,7 @@ class PackPass:
            runs as long as its largest copy, so this shortens layers (latency), and it
            fills cells (utilization).
         Neither step ever raises the period."""
+        rank = rank or {name: n for n, name in enumerate(shares)}  # layers in module order: ties never by name
         from cimc.cost import block_mvm_ns
 
         def copy_time(i):
@@ -768,8 +773,8 @@ class PackPass:
             d = top()
             if d is None:
                 break
-            movable = sorted(((shares[i.name][k] * copy_time(i), i.name, k, i) for i, k in on_bin[d]
-                              if shares[i.name][k] > 1), reverse=True)
+            movable = sorted(((shares[i.name][k] * copy_time(i), -rank[i.name], k, i) for i, k in on_bin[d]
+                              if shares[i.name][k] > 1), key=lambda m: m[:3], reverse=True)
             if not movable:
                 break
             _, _, k, i = movable[0]
@@ -785,18 +790,18 @@ class PackPass:
             layers[i.name] = i
             for b in i.blocks:
                 on_bin[where[b.result][0]].append((i, 0))
-        queue = [(-max(shares[n]) * copy_time(i), n) for n, i in layers.items()]
+        queue = [(-max(shares[n]) * copy_time(i), rank.get(n, len(rank)), n) for n, i in layers.items()]
         heapq.heapify(queue)
         for _ in range(rounds):  # 2. spread the longest-running layers
             if not queue:
                 break
-            _, n = heapq.heappop(queue)
+            _, _, n = heapq.heappop(queue)
             i = layers[n]
             k = max(range(len(shares[n])), key=lambda c: (shares[n][c], -c))
             room = lambda taken: min([shares[n][k] // 2] + [int((period - load[j]) / tj)  # noqa: E731
                                                              for j, tj in taken.items()])
             if split(i, k, None, room, lambda best, tb: False, period):
-                heapq.heappush(queue, (-max(shares[n]) * copy_time(i), n))
+                heapq.heappush(queue, (-max(shares[n]) * copy_time(i), rank.get(n, len(rank)), n))
         for i in light:  # not spread: stays as placed, one copy
             if len(shares[i.name]) == 1:
                 del shares[i.name]
@@ -879,7 +884,7 @@ class PackPass:
     def _pack(self, t, items, cap, layer_cap, neighbours, budget):
         order = sorted(range(len(items)), key=lambda k: (
             -max(items[k].h * items[k].w / t.cells_per_xbar, items[k].load_ns / cap if cap else 0),
-            -items[k].h, -items[k].w, items[k].op.result))
+            -items[k].h, -items[k].w, k))
         bins: list[Crossbar] = []
         states: list[dict] = []
         open_bins: list[int] = []

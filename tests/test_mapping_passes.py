@@ -436,7 +436,12 @@ def test_greedy_copies_reach_the_cp_sat_optimum_without_packing(resnet20_path, b
     greedy = cimc.compile(resnet20_path, "rram-256", "fast", budget=budget)
     exact = cimc.compile(resnet20_path, "rram-256", "lower,partition,duplicate{compact=true},cost", budget=budget)
     assert exact.report.solver["duplicate_status"] == "OPTIMAL"
-    assert greedy.period_ns == pytest.approx(exact.period_ns)
+    from cimc.cost import mapping_loads
+
+    # the crossbars' period (what duplicate optimises); the digital units, which run on the
+    # tiles the copies fill, may set a different one in each
+    busiest = [max(mapping_loads(r.module).xbar_load.values()) for r in (greedy, exact)]
+    assert busiest[0] == pytest.approx(busiest[1])
 
 
 def test_compact_and_block_copies_together_are_refused(resnet20_path):
