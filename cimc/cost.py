@@ -15,7 +15,8 @@ Units: ns, nJ (pJ inside), mm2. What the numbers mean:
   input and output elements through the tile buffer at `buffer_bytes_per_ns` (overlapped
   with compute: the longer of the two counts).
 - Latency: the schedule's makespan when the mapping has one (`sched.slot`), else the
-  longest path through the graph with every op taking its time.
+  longest path through the graph with every op taking its time; never less than the period
+  (one inference does the busiest resource's whole work).
 - Throughput: inferences pipelined; the period is the busiest resource's work per
   inference: a crossbar's load, one tile's digital units (the digital ops it runs), one
   op's buffer traffic, or the network (all byte-hops of an inference over all its links, as if routing
@@ -583,6 +584,10 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                           digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
                           float(module.get("period_bound_ns", 0.0)), buffer_bound_ns, 1e-9)
     base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * base_tiles), buffer_bound_ns, 1e-9)
+    # one inference passes every resource: it takes no less than the work the busiest one does
+    # for it (ops that share a tile's digital units or a crossbar do not overlap on it)
+    latency_ns = max(latency_ns, period_ns)
+    latency_bound_ns = max(latency_bound_ns, period_bound_ns)
     area = tiles_used * t.tile_area_mm2
     # leakage of the tiles and crossbars in use over the time one inference holds them in the
     # pipeline: one period (mW x ns = pJ); a tile's unnamed power counts as static too

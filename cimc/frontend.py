@@ -622,11 +622,11 @@ def canonical_order(ops: list[Op]) -> list[Op]:
     for op in ops:
         for pos, o in enumerate(op.operands):
             fed.setdefault(o, [])
-    for op in reversed(ops):
-        for pos, o in enumerate(op.operands):
-            fed[o].append((sig.get(op.result, op.kind), pos))
+    for op in reversed(ops):  # users come after their operands: each is refined before it is used
         if op.result in sig:
             sig[op.result] = hashlib.sha1(repr((sig[op.result], sorted(fed.get(op.result, [])))).encode()).hexdigest()[:16]
+        for pos, o in enumerate(op.operands):
+            fed[o].append((sig.get(op.result, op.kind), pos))
     index = {op.result: n for n, op in enumerate(body)}
     waiting = {op.result: sum(1 for o in set(op.operands) if o in index) for op in body}
     users: dict[str, list[str]] = {}
