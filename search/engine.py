@@ -475,6 +475,25 @@ def open_study(settings: Settings, storage_url: str | None, study_name: str, res
     return study, storage
 
 
+def cautions(settings: Settings) -> list[str]:
+    """What in the space would make the search's gradient lie: a knob that lowers the ADC's
+    resolution on a chip that quantizes partial sums is cheaper by its laws, and only accuracy
+    on the chip (the simulator) sees what it loses."""
+    import cimc
+
+    hw = settings.space.hw_knobs
+    if "adc_bits" not in hw or settings.wants_chip():
+        return []
+    modes = set(hw["partial_sums"].values()) if "partial_sums" in hw else \
+        {cimc.load_target(settings.space.target).partial_sums}
+    if "quantized" not in modes:
+        return []
+    return [f"adc_bits is searched ({hw['adc_bits'].describe()}) on a chip that quantizes partial sums, but no "
+            "objective or constraint measures accuracy on the chip: fewer ADC bits will look free in accuracy. "
+            "Add [chip] draws > 0 or an accuracy_quant objective, or set partial_sums = \"exact\" (fewer rows "
+            "per conversion, charged in the cost)."]
+
+
 def run(space: Space, objectives: dict | None = None, constraints: dict | None = None,
         evaluator: Evaluator | None = None, trials: int | None = None, seed: int | None = None,
         storage: str | None = None, study: str = "cimc", sampler: str | None = None, workers: int = 1,
@@ -506,6 +525,8 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
         progress = sys.stderr.isatty()
     settings = settings_for(space, objectives, constraints, evaluator, trials, seed, sampler, pipeline,
                             final_pipeline, data, reference, chip, progress, heartbeat_s, grace_s)
+    for caution in cautions(settings):
+        print(f"cimc search: note: {caution}", file=sys.stderr, flush=True)
     if progress and getattr(settings.evaluator, "log", False) is None:  # a supernet's training, epoch by epoch
         settings.evaluator.log = lambda message: print(f"cimc search: {message}", file=sys.stderr, flush=True)
     out = Path(out) if out is not None else None

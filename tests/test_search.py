@@ -496,3 +496,17 @@ def test_outputs_never_replace_links_or_folders(tmp_path):
     assert code == 1 and "not a regular file" in err
     code, _, err = cli("search", QUICK, "--trials", "2", "--out", victim)
     assert code == 1 and "is a file; give a folder" in err and victim.read_text() == "keep me"
+
+
+def test_a_search_over_adc_bits_that_cannot_see_its_accuracy_cost_says_so():
+    from cimc.search.engine import cautions, settings_for
+
+    def said(**kw):
+        space = tiny_space(**kw)
+        return cautions(settings_for(space))
+
+    blind = said(hardware={"adc_bits": [4, 8]})
+    assert len(blind) == 1 and "partial_sums" in blind[0] and "accuracy_quant" in blind[0]
+    assert said(hardware={"adc_bits": [4, 8]}, objectives={"accuracy_quant": "max", "latency_ns": "min"}) == []
+    assert said(hardware={"adc_bits": [4, 8], "partial_sums": "exact"}) == []
+    assert said(hardware={"xbar_rows": [64, 128]}) == []
