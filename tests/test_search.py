@@ -404,7 +404,7 @@ def test_cli_quick_search_writes_every_output(tmp_path):
     code, stdout, err = cli("search", QUICK, "--trials", "5", "--seed", "0", "--out", out,
                             env={"CIMC_CACHE": str(tmp_path / "c")})
     assert code == 0, err
-    assert "accuracy (max)" in stdout and "knobs:" in stdout
+    assert "accuracy_quant (max)" in stdout and "knobs:" in stdout
     for name in ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     doc = json.loads((out / "pareto.json").read_text())
