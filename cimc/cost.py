@@ -253,8 +253,10 @@ def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple) -> 
     layer's are the tiles holding its blocks (every copy; unplaced crossbars fill tiles in
     the order of the layers, as compact copies do); any other op runs on the tiles of the
     first operand that has some (its data are there); an op that reads only the network's
-    input runs on every tile in use (`in_use`)."""
+    input runs on every tile in use (`in_use`). A `map.digital` op names the tiles instead.
+    """
     t = module.target
+    spread = spread_tiles(module)
     tiles: dict[str, tuple] = {}
     cursor = 0  # unplaced crossbars, counted in layer order
     for op in module.ops:
@@ -269,8 +271,14 @@ def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple) -> 
                 cursor += loose
             tiles[op.result] = tuple(sorted(held)) or in_use
         else:
-            tiles[op.result] = next((tiles[o] for o in op.operands if o in tiles and tiles[o]), in_use)
+            tiles[op.result] = spread.get(op.result) or \
+                next((tiles[o] for o in op.operands if o in tiles and tiles[o]), in_use)
     return tiles
+
+
+def spread_tiles(module: Module) -> dict[str, tuple]:
+    """The tiles `map.digital` gives digital ops, by op."""
+    return {op.operands[0]: tuple(op["tiles"]) for op in module.ops if op.kind == "map.digital"}
 
 
 def tiles_in_use(module: Module, loads: "Loads") -> tuple:
@@ -337,12 +345,13 @@ def placed_network_period_ns(module: Module) -> float:
             blocks[op.operands[0]].append(op)
             copies[op.operands[0]] = max(copies[op.operands[0]], op["copy"] + 1)
     home = home_tiles(module, blocks, placed)
+    spread = spread_tiles(module)
     data_bytes = t.input_bits / 8
     byte_hops = 0.0
     for op in module.ops:
         if op.namespace == "nn" and op.kind not in ("nn.input", "nn.output"):
             byte_hops += network_traffic(module, op, blocks.get(op.result, []), copies.get(op.result, 0), placed,
-                                         home, data_bytes, defs)[1]
+                                         home, data_bytes, defs, spread)[1]
     chips = max(p["tile"] for p in placed.values()) // t.tiles + 1
     return network_period_ns(t, byte_hops, chips)
 
@@ -385,17 +394,20 @@ def home_tiles(module: Module, blocks: dict, placed: dict) -> dict[str, int]:
 
 
 def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: dict, home: dict,
-                    data_bytes: float, defs: dict | None = None) -> tuple[float, float, int]:
+                    data_bytes: float, defs: dict | None = None, spread: dict | None = None) -> tuple[float, float, int]:
     """(bytes that leave their tile, byte-hops, most hops) of the data op `op` receives:
     every tile holding blocks of a copy gets the input rows of those blocks (once, whatever
     the number of its crossbars that read them) for that copy's share of the MVMs, from the
     producer's home tile, and sends the (partial) results of their columns, summed within
-    the tile, to the op's home tile."""
+    the tile, to the op's home tile. A digital op spread over tiles (`spread`, from
+    `map.digital`) sends each of them its share of the input and takes back its share of the
+    output."""
     t = module.target
     defs = module.by_name() if defs is None else defs
     moved = byte_hops = 0.0
     worst = 0
     dest = home.get(op.result)
+    first = True  # a spread op's output share goes back once, with its first operand's legs
     for o in op.operands:
         src = home.get(o)
         if src is None or o not in defs:
@@ -407,6 +419,15 @@ def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: d
                 moved += in_bytes
                 byte_hops += in_bytes * h
                 worst = max(worst, h)
+            for tile in (spread or {}).get(op.result, ()):  # a share of the input out to each tile, and back
+                if tile == src or tile // t.tiles != src // t.tiles:
+                    continue
+                share = (in_bytes + (math.prod(op["shape"]) * data_bytes if first else 0.0)) / len(spread[op.result])
+                h = router_hops(t, src, tile)
+                moved += share
+                byte_hops += share * h
+                worst = max(worst, h)
+            first = False
             continue
         g, r, c, mvms = op["groups"], op["rows"], op["cols"], op["mvms"]
         out_bytes = math.prod(op["shape"]) * data_bytes
@@ -450,6 +471,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     in_use = tiles_in_use(module, loads)
     chips_used = max((tile // t.tiles + 1 for tile in in_use), default=1)
     op_tiles = digital_tiles(module, blocks, placed, in_use)
+    spread = spread_tiles(module)
     digital_load: dict[int, float] = defaultdict(float)  # per tile: its digital units' time per inference
     base_tiles = max(1, math.ceil(sum(1 for bs in blocks.values() for b in bs if b["copy"] == 0)
                                   / t.xbars_per_tile_all))  # the baseline's: its crossbars fill tiles in order
@@ -481,7 +503,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         parts["buffer"] = traffic_bytes * t.buffer_pj_per_byte
         if home:
             moved, byte_hops, worst = network_traffic(module, op, blocks.get(op.result, []), copies.get(op.result, 0),
-                                                      placed, home, data_bytes, defs)
+                                                      placed, home, data_bytes, defs, spread)
             net_bytes += moved
             net_byte_hops += byte_hops
             parts["network"] = byte_hops * t.noc_pj_per_byte_hop

@@ -584,14 +584,20 @@ NAME_ATTRS = ("onnx", "weight", "name")  # attributes that name things: not part
 COMMUTATIVE = ("Add", "Mul", "Sum", "Max", "Min", "Mean")
 
 
+def _commutes(op: Op) -> bool:
+    return op.kind == "nn.eltwise" and op.get("fn") in COMMUTATIVE
+
+
 def canonical_order(ops: list[Op]) -> list[Op]:
     """The ops in an order that depends only on what the graph computes, not on how its file
     numbers or orders the nodes: isomorphic graphs give the same order (up to ops that compute
     the same thing from the same operands), so they map and cost the same. Each op gets a
     signature from its kind, its attributes (names left out) and its operands' signatures
-    (sorted for commutative element-wise ops, whose operands are put in that order too), then
-    refined, from the outputs back, by the signatures of the ops it feeds; ops are taken in
-    Kahn's order by (depth from the inputs, signature), ties in file order.
+    (sorted for commutative element-wise ops), then refined, from the outputs back, by the
+    signatures of the ops it feeds (and where, except in a commutative op); ops are taken in
+    Kahn's order by (depth from the inputs, signature, where their operands came in the new
+    order), ties in file order; commutative ops take their operands in (signature, new
+    order) order.
     Inputs keep their order and come first; the output op comes last."""
     import hashlib
     import heapq
@@ -606,17 +612,13 @@ def canonical_order(ops: list[Op]) -> list[Op]:
             continue
         if op.result is None:
             continue
-        operands = list(op.operands)
-        if op.kind == "nn.eltwise" and op.get("fn") in COMMUTATIVE:
-            operands.sort(key=lambda o: sig.get(o, o))
-            if tuple(operands) != op.operands:
-                op = dataclasses.replace(op, operands=tuple(operands))
-                ops[n] = op
+        operands = [sig.get(o, o) for o in op.operands]
+        if _commutes(op):
+            operands.sort()
         attrs = [(k, v) for k, v in op.attrs if k not in NAME_ATTRS]
-        text = repr((op.kind, attrs, [sig.get(o, o) for o in operands]))
+        text = repr((op.kind, attrs, operands))
         sig[op.result] = hashlib.sha1(text.encode()).hexdigest()[:16]
-        depth[op.result] = 1 + max((depth.get(o, 0) for o in operands), default=0)
-    body = [op for op in ops if op.kind != "nn.input" and op.result is not None]
+        depth[op.result] = 1 + max((depth.get(o, 0) for o in op.operands), default=0)
     # refine by what each op feeds (ops alike in their inputs but feeding different ops differ)
     fed: dict[str, list] = {}
     for op in ops:
@@ -626,25 +628,36 @@ def canonical_order(ops: list[Op]) -> list[Op]:
         if op.result in sig:
             sig[op.result] = hashlib.sha1(repr((sig[op.result], sorted(fed.get(op.result, [])))).encode()).hexdigest()[:16]
         for pos, o in enumerate(op.operands):
-            fed[o].append((sig.get(op.result, op.kind), pos))
+            fed[o].append((sig.get(op.result, op.kind), 0 if _commutes(op) else pos))
+    inputs = [op for op in ops if op.kind == "nn.input"]
+    body = [op for op in ops if op.kind != "nn.input" and op.result is not None]
     index = {op.result: n for n, op in enumerate(body)}
+    emitted = {op.result: n for n, op in enumerate(inputs)}  # position in the new order
+
+    def key(op: Op) -> tuple:  # ops alike in all else: the one whose operands came first
+        return (depth[op.result], sig[op.result], tuple(sorted(emitted.get(o, -1) for o in op.operands)),
+                index[op.result])
     waiting = {op.result: sum(1 for o in set(op.operands) if o in index) for op in body}
     users: dict[str, list[str]] = {}
     for op in body:
         for o in set(op.operands):
             if o in index:
                 users.setdefault(o, []).append(op.result)
-    ready = [(depth[r], sig[r], index[r]) for r, w in waiting.items() if w == 0]
+    ready = [key(body[index[r]]) for r, w in waiting.items() if w == 0]
     heapq.heapify(ready)
     while ready:
-        _, _, n = heapq.heappop(ready)
-        op = body[n]
+        op = body[heapq.heappop(ready)[-1]]
+        emitted[op.result] = len(inputs) + len(out)
+        if _commutes(op):  # operands in signature order, then in the new order (a + b and b + a alike)
+            ordered = tuple(sorted(op.operands, key=lambda o: (sig.get(o, o), emitted.get(o, -1))))
+            if ordered != op.operands:
+                op = dataclasses.replace(op, operands=ordered)
         out.append(op)
         for u in users.get(op.result, ()):
             waiting[u] -= 1
             if waiting[u] == 0:
-                heapq.heappush(ready, (depth[u], sig[u], index[u]))
-    return [op for op in ops if op.kind == "nn.input"] + out + [op for op in ops if op.result is None]
+                heapq.heappush(ready, key(body[index[u]]))
+    return inputs + out + [op for op in ops if op.result is None]
 
 
 @functools.lru_cache(maxsize=1024)

@@ -142,6 +142,16 @@ def _check_place(op, defs, target):
     return None
 
 
+def _check_digital_tiles(op, defs, target):
+    runs = defs[op.operands[0]]
+    if OPS.get(runs.kind) is not _DIGITAL:
+        return f"spreads %{runs.result}, a {runs.kind}; only digital ops run on tiles' digital units"
+    tiles = list(op["tiles"])
+    if not tiles or min(tiles) < 0 or tiles != sorted(set(tiles)):
+        return f"tiles = {tiles} must be distinct tile numbers >= 0, in increasing order"
+    return None
+
+
 _SHAPE = {"shape": "ints"}
 _CONV = {**_SHAPE, "in_channels": "int", "out_channels": "int", "kernel": "ints", "stride": "ints",
          "pads": "ints", "dilation": "ints", "groups": "int", "weight": "str", "bias": "bool"}
@@ -184,6 +194,9 @@ OPS: dict[str, OpSpec] = {
     "map.block": OpSpec(1, 1, True, {"copy": "int", "groups": "range", "rows": "range", "cols": "range",
                                      "layout": "str"}, {"share": "int", "pool": "int", "lanes": "int"}, _check_block),
     "map.place": OpSpec(1, 1, False, {"tile": "int", "xbar": "int", "at": "ints"}, {}, _check_place),
+    # the tiles whose digital units share a digital op's work (written by pack where the tiles
+    # holding its input would be slower than the crossbars); without it, those tiles
+    "map.digital": OpSpec(1, 1, False, {"tiles": "ints"}, {}, _check_digital_tiles),
     # when it runs (written by the schedule pass), for inference 0
     "sched.slot": OpSpec(1, 1, False, {"start_ns": "float", "end_ns": "float"}),
     # what it costs (written by the cost pass)

@@ -395,7 +395,7 @@ def with_compact_copies(module: Module, copies: dict[str, int]) -> Module:
     """The module with each layer's copies as its `copies` attribute (copy blocks dropped)."""
     ops = []
     for op in module.ops:
-        if op.kind == "map.place" or op.namespace in ("cost", "sched") or (op.kind == "map.block" and op["copy"]):
+        if op.kind in ("map.place", "map.digital") or op.namespace in ("cost", "sched") or (op.kind == "map.block" and op["copy"]):
             continue
         if op.kind in WEIGHT_KINDS:
             c = copies.get(op.result, 1)
@@ -433,7 +433,7 @@ def with_copies(module: Module, copies: dict[str, int]) -> Module:
     ops: list[Op] = []
     pending: dict[str, list[Op]] = {}
     for op in module.ops:
-        if op.kind == "map.place" or op.namespace in ("cost", "sched"):
+        if op.kind in ("map.place", "map.digital") or op.namespace in ("cost", "sched"):
             continue
         if op.kind in WEIGHT_KINDS and op.get("copies"):
             op = op.with_attrs(copies=None)

@@ -50,7 +50,7 @@ class PlacePass:
                     f"'{target.name}' has {n * target.tiles} ({target.tiles} tiles x {n}). "
                     f"Use a larger target (e.g. --set tiles={-(-used[p] // n)}) "
                     "or let it span chips (place{overflow=chips}).")
-        ops = [op for op in module.ops if op.kind != "map.place" and op.namespace != "cost"]
+        ops = [op for op in module.ops if op.kind not in ("map.place", "map.digital") and op.namespace != "cost"]
         # a block's place op follows the block, keeping each layer's mapping together in the text
         out: list[Op] = []
         by_block = {p.operands[0]: p for p in place}

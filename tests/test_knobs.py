@@ -207,3 +207,38 @@ def test_renumbered_graph_costs_the_same(arch, seed, passes):
     for key in ("latency_ns", "period_ns", "energy_nj", "crossbars_used", "area_mm2", "utilization"):
         assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-9), key
     assert math.isclose(a.latency_lower_bound_ns, b.latency_lower_bound_ns, rel_tol=1e-9)
+
+
+# ---- digital work spread over more tiles (map.digital) -----------------------------------------
+def test_pack_spreads_digital_work_where_it_lowers_the_period(mobilenet_path):
+    from cimc.cost import digital_tiles, evaluate, mapping_loads, tiles_in_use
+
+    r = cimc.compile(mobilenet_path, "rram-256", "lower,partition,duplicate,pack,cost")
+    spread = [op for op in r.module.ops if op.kind == "map.digital"]
+    assert spread, "pack spread no digital op on this chip"
+    m = r.module
+    loads = mapping_loads(m)
+    tiles = digital_tiles(m, loads.blocks, loads.placed, tiles_in_use(m, loads))
+    for op in spread:
+        assert tiles[op.operands[0]] == tuple(op["tiles"])
+    narrow = m.with_ops([op for op in m.ops if op.kind != "map.digital"])
+    wide, local = evaluate(m), evaluate(narrow)
+    assert wide.period_ns < local.period_ns  # kept because it is better
+    assert wide.network["byte_hops"] > local.network["byte_hops"]  # and the data it moves are charged
+    text = cimc.print_module(m)
+    assert cimc.print_module(cimc.parse(text)) == text and "map.digital(" in text
+
+
+def test_map_digital_names_a_digital_op_and_sorted_tiles(mobilenet_path):
+    from cimc.errors import MappingSyntaxError, VerifyError
+
+    text = cimc.print_module(cimc.compile(mobilenet_path, "rram-256", "lower,partition,place,cost").module)
+    layer = next(line.split("=")[0].strip() for line in text.splitlines() if " = nn.conv(" in line)
+    act = next(line.split("=")[0].strip() for line in text.splitlines() if " = nn.act(" in line)
+    for name, bad, why in ((layer, f"  map.digital({layer}) {{tiles = [0, 1]}}", "only digital ops"),
+                           (act, f"  map.digital({act}) {{tiles = [1, 0]}}", "increasing order")):
+        lines = text.splitlines()
+        at = next(n for n, line in enumerate(lines) if line.strip().startswith(f"{name} = ")) + 1
+        broken = "\n".join(lines[:at] + [bad] + lines[at:]) + "\n"
+        with pytest.raises((VerifyError, MappingSyntaxError), match=why):
+            cimc.parse(broken)

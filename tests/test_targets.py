@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from cimc.errors import TargetError
 from cimc.targets import device_names, load_device, load_target, parse_override, preset_names
 
-PRESETS = ["isaac", "puma", "pimcomp", "neurosim", "mnsim", "rnc-128", "rram-128", "rram-256", "rram-512"]
+PRESETS = ["isaac", "puma", "pimcomp", "pimcomp-logical", "neurosim", "mnsim", "rnc-128", "rram-128", "rram-256", "rram-512"]
 
 
 def test_every_preset_loads_and_notes_its_source():
@@ -169,3 +171,19 @@ def test_crossbar_pools():
 def test_bad_pools(pools, words):
     with pytest.raises(TargetError, match=words):
         load_target("rram-256", {"pools": pools})
+
+
+def test_pimcomp_logical_counts_as_pimcomp_does():
+    """PIMCOMP-NN's config counts 64 logical crossbars of 16-bit weights per core; `pimcomp`
+    is the physical reading (2-bit cells): the same per-crossbar figures, 8x fewer weights."""
+    import onnx
+
+    import cimc
+
+    phys, logical = load_target("pimcomp"), load_target("pimcomp-logical")
+    assert logical.cols_per_weight == 1 and phys.cols_per_weight == 8
+    assert logical.peak()["weight_capacity"] == 8 * phys.peak()["weight_capacity"]
+    assert logical.group_power_mw == pytest.approx(phys.group_power_mw)  # the config's matrix unit, both ways
+    zoo = Path(onnx.__file__).parent / "backend/test/data/light/light_resnet50.onnx"
+    on = {name: cimc.compile(zoo, name, "baseline").report.chips_used for name in ("pimcomp", "pimcomp-logical")}
+    assert on == {"pimcomp": 2, "pimcomp-logical": 1}  # ResNet-50's 25.5 M weights, one copy
