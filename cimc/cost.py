@@ -443,8 +443,9 @@ def network_traffic(module: Module, op: Op, blocks: list, copies: int, placed: d
             c0, c1 = b["cols"]
             legs[("in", p["tile"], b["copy"], g0, g1, r0, r1)] = (
                 src, p["tile"], in_bytes * (g1 - g0) * (r1 - r0) / (g * r) * share)
+            out_groups = 1 if b["layout"] == "dense" else g1 - g0  # dense: its columns of the dense matrix
             legs[("out", p["tile"], b["copy"], g0, g1, c0, c1)] = (
-                p["tile"], dest, out_bytes * (g1 - g0) * (c1 - c0) / (g * c) * share)
+                p["tile"], dest, out_bytes * out_groups * (c1 - c0) / (g * c) * share)
         if legs:
             for a, z, nbytes in legs.values():
                 if z is None or a // t.tiles != z // t.tiles:  # between chips: see the warning

@@ -8,7 +8,12 @@ one crossbar:
   its own rows and columns, and are all read in one crossbar read (zeros elsewhere);
 - layout "serial": the groups share the same rows and sit side by side in columns; a read
   drives one group's inputs, so the groups are read one after another (the
-  channel-serial depthwise mapping).
+  channel-serial depthwise mapping);
+- layout "dense": the layer as one dense matrix (groups x rows) x (groups x cols), zero
+  off the diagonal, cut into crossbar tiles as a dense layer is (PIMCOMP-NN's and
+  NeuroSim's mapping of grouped layers): a block holds the rows of its groups and the
+  columns `cols` of the dense matrix (of any groups), zero blocks included; every block is
+  read in full.
 
 A "diag" block may hold `lanes` replicas of itself, also on the diagonal: one read then
 does `lanes` MVMs of the layer (for different output positions), as a block-diagonal
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 from cimc.targets import Target
 
 WEIGHT_KINDS = ("nn.conv", "nn.conv_transpose", "nn.matmul", "nn.rnn")
-LAYOUTS = ("diag", "serial")
+LAYOUTS = ("diag", "serial", "dense")
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,33 @@ def _footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -
     if layout == "diag":
         split = target.row_reads(groups * rows)
         return Footprint(groups * rows, phys_cols, target.reads_per_mvm * split, phys_cols, split)
+    if layout == "dense":  # `cols` are the block's columns of the dense matrix
+        split = target.row_reads(groups * rows)
+        phys_cols = cols * target.cols_per_weight + offset
+        return Footprint(groups * rows, phys_cols, target.reads_per_mvm * split, phys_cols, split)
     # serial: one group per read, its columns only are converted
     split = target.row_reads(rows)
     return Footprint(rows, phys_cols, target.reads_per_mvm * groups * split, cols * target.cols_per_weight + offset,
                      split)
+
+
+def weight_boxes(block, layer_cols: int) -> list[tuple[int, int, int, int, int, int]]:
+    """The weights a block holds, as boxes (g0, g1, r0, r1, c0, c1) of groups, rows and
+    per-group columns: its own ranges, or for a "dense" block, where its groups' rows meet
+    its dense columns (none for a block off the diagonal)."""
+    g0, g1 = block["groups"]
+    r0, r1 = block["rows"]
+    c0, c1 = block["cols"]
+    if block["layout"] != "dense":
+        return [(g0, g1, r0, r1, c0, c1)]
+    boxes = []
+    for g in range(max(g0, c0 // layer_cols), min(g1, -(-c1 // layer_cols))):
+        lo, hi = max(c0, g * layer_cols) - g * layer_cols, min(c1, (g + 1) * layer_cols) - g * layer_cols
+        if boxes and (lo, hi) == (0, layer_cols) and boxes[-1][4:] == (0, layer_cols) and boxes[-1][1] == g:
+            boxes[-1] = (boxes[-1][0], g + 1, r0, r1, 0, layer_cols)  # whole groups side by side: one box
+        else:
+            boxes.append((g, g + 1, r0, r1, lo, hi))
+    return boxes
 
 
 def block_footprint(target: Target, block) -> Footprint:

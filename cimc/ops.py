@@ -68,8 +68,8 @@ def _check_weight(op, defs, target):
     err = _check_shape(op, defs, target)
     if err:
         return err
-    if op.get("partition_layout") not in (None, "diag", "serial"):
-        return f"partition_layout = '{op['partition_layout']}' must be diag or serial"
+    if op.get("partition_layout") not in (None, "diag", "serial", "dense"):
+        return f"partition_layout = '{op['partition_layout']}' must be diag, serial or dense"
     if (op.get("partition_layout") is None) != (op.get("partition_groups") is None):
         return "partition_layout and partition_groups go together"
     for key in ("rows", "cols", "groups", "mvms", "copies", "partition_groups"):
@@ -94,7 +94,8 @@ def _check_block(op, defs, target):
         return f"blocks %{layer.result}, which has no matrix view yet (run 'lower' first)"
     if op["layout"] not in LAYOUTS:
         return f"layout '{op['layout']}' is not one of {', '.join(LAYOUTS)}"
-    for key, limit in (("groups", layer["groups"]), ("rows", layer["rows"]), ("cols", layer["cols"])):
+    cols = layer["cols"] * (layer["groups"] if op["layout"] == "dense" else 1)  # dense: the dense matrix's
+    for key, limit in (("groups", layer["groups"]), ("rows", layer["rows"]), ("cols", cols)):
         lo, hi = op[key]
         if hi > limit:
             return f"{key} [{lo}, {hi}] runs past the layer's {limit} {key}"

@@ -42,7 +42,7 @@ import onnx
 
 from cimc.errors import CimcError, ModelError
 from cimc.ir import Module
-from cimc.mapping import WEIGHT_KINDS
+from cimc.mapping import WEIGHT_KINDS, weight_boxes
 from cimc.onnx_torch import Interpreter, conv_pads, need_torch, torch_pad
 
 try:
@@ -358,8 +358,10 @@ class Simulator:
         n = 1 + max(b["copy"] for b in blocks)
         layer.copies = [[] for _ in range(n)]
         shares = [None] * n
-        for b in blocks:
-            layer.copies[b["copy"]].append(_Block(*b["groups"], *b["rows"], *b["cols"], b["layout"]))
+        for b in blocks:  # a dense block computes where its rows meet its columns (zeros elsewhere add
+            # nothing; its partial reads are grouped as on the diagonal of that part)
+            for box in weight_boxes(b, op["cols"]):
+                layer.copies[b["copy"]].append(_Block(*box, "diag" if b["layout"] == "dense" else b["layout"]))
             if b.get("share") is not None:
                 shares[b["copy"]] = b["share"]
         if any(s is None for s in shares):

@@ -16,7 +16,7 @@ import numpy as np
 
 from cimc.errors import VerifyError
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, block_footprint
+from cimc.mapping import WEIGHT_KINDS, block_footprint, weight_boxes
 from cimc.ops import OPS, TYPE_TEXT, _is
 
 
@@ -149,12 +149,13 @@ def _check_mapping(module: Module, defs: dict[str, Op]) -> None:
     for (layer_name, copy), blocks in blocks_of.items():
         copies[layer_name].add(copy)
         layer = defs[layer_name]
-        boxes = [(*b["groups"], *b["rows"], *b["cols"]) for b in blocks]
+        boxes = [box for b in blocks for box in weight_boxes(b, layer["cols"])]
         vol = sum((g1 - g0) * (r1 - r0) * (c1 - c0) for g0, g1, r0, r1, c0, c1 in boxes)
         want = layer["groups"] * layer["rows"] * layer["cols"]
         pair = _overlapping_few(boxes) if len(boxes) <= SMALL else _overlapping(np.array(boxes, dtype=np.int64))
         if pair is not None:
-            a, b = blocks[pair[0]], blocks[pair[1]]
+            owner = [b for b in blocks for _ in weight_boxes(b, layer["cols"])]
+            a, b = owner[pair[0]], owner[pair[1]]
             raise VerifyError(f"%{a.result} and %{b.result}: blocks of copy {copy} of %{layer_name} overlap.")
         if vol != want:
             raise VerifyError(

@@ -7,6 +7,8 @@ choose, by `grouped`:
 - "serial": groups side by side sharing rows, read one group after another
   (few crossbars, many reads);
 - "per-group": every group in its own blocks (diag with one group per block);
+- "dense": the layer as one dense, block-diagonal matrix cut into crossbar tiles, zero tiles
+  included (PIMCOMP-NN's and NeuroSim's mapping), for comparing with them;
 - "auto" (default): of diag and serial, the one with the smaller crossbars x reads
   product, then the fewer crossbars.
 Existing map.* and cost.* ops (and the layers' `copies` and `partition_*`) are dropped:
@@ -27,7 +29,7 @@ from cimc.ir import Module, Op
 from cimc.mapping import WEIGHT_KINDS, footprint, max_cols_per_block
 from cimc.targets import Target
 
-GROUPED = ("auto", "diag", "serial", "per-group")
+GROUPED = ("auto", "diag", "serial", "per-group", "dense")
 
 
 def _cuts(n: int, limit: int) -> list[tuple[int, int]]:
@@ -39,6 +41,10 @@ def plan_blocks(target: Target, groups: int, rows: int, cols: int, layout: str, 
     at most `max_groups` groups per block."""
     col_limit = max_cols_per_block(target)
     row_cuts, col_cuts = _cuts(rows, target.xbar_rows), _cuts(cols, col_limit)
+    if layout == "dense":  # row bands of whole groups, against every column tile of the dense matrix
+        per = max(1, min(target.xbar_rows // rows, groups, max_groups or groups)) if len(row_cuts) == 1 else 1
+        return [((g0, min(g0 + per, groups)), r, c, layout)
+                for g0 in range(0, groups, per) for r in row_cuts for c in _cuts(groups * cols, col_limit)]
     # groups per block: as many as fit the crossbar in this layout
     if len(row_cuts) > 1 or len(col_cuts) > 1:
         per = 1
@@ -79,8 +85,8 @@ def choose_layout(target: Target, groups: int, rows: int, cols: int, grouped: st
         return plan_blocks(target, groups, rows, cols, "diag")
     if grouped == "per-group":
         return plan_blocks(target, groups, rows, cols, "diag", max_groups=1)
-    if grouped == "serial":
-        return plan_blocks(target, groups, rows, cols, "serial")
+    if grouped in ("serial", "dense"):
+        return plan_blocks(target, groups, rows, cols, grouped)
 
     def score(plan):
         reads = max(footprint(target, g[1] - g[0], r[1] - r[0], c[1] - c[0], lay).reads_per_mvm

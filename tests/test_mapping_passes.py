@@ -583,3 +583,25 @@ def test_a_budget_no_packing_fits_is_refused_with_the_count_that_does():
     # once gave the count of a packing held to one block's time per crossbar)
     assert base.crossbars_lower_bound < need < base.crossbars_used
     check_mapping(cimc.compile(net, "rnc-128", budget=need), need)
+
+
+def test_dense_layout_of_grouped_layers_is_pimcomp_and_neurosims(mobilenet_path):
+    """partition{grouped=dense}: every grouped layer as one dense block-diagonal matrix cut into
+    crossbar tiles, zero tiles included: more crossbars and more energy than the diagonal, the
+    same weights covered once (the verifier counts them), and the text round-trips."""
+    from cimc.errors import MappingSyntaxError
+
+    diag = cimc.compile(mobilenet_path, "neurosim", "lower,partition{grouped=diag},place,cost")
+    dense = cimc.compile(mobilenet_path, "neurosim", "lower,partition{grouped=dense},place,cost")
+    assert dense.report.crossbars_used > diag.report.crossbars_used
+    assert dense.report.energy_nj > diag.report.energy_nj
+    assert dense.report.utilization < diag.report.utilization
+    text = dense.text()
+    assert cimc.print_module(cimc.parse(text)) == text
+    lines = text.splitlines()
+    at = next(n for n, line in enumerate(lines) if 'layout = "dense"' in line and "map.block" in line
+              and "rows = [0," in line)
+    name = lines[at].split("=")[0].strip()
+    kept = [line for n, line in enumerate(lines) if n != at and not line.strip().startswith(f"map.place({name})")]
+    with pytest.raises(MappingSyntaxError, match="cover"):
+        cimc.parse("\n".join(kept) + "\n")

@@ -437,3 +437,27 @@ def test_copies_of_a_layer_with_one_mvm_per_input_take_turns_over_the_inputs():
     sim.program(0)
     noisy = sim.run(x, "quant")
     assert not np.allclose(noisy[0], noisy[1])
+
+
+def test_dense_layout_computes_what_the_diagonal_does(convbn):
+    """PIMCOMP's and NeuroSim's dense mapping of a grouped layer (zero tiles included) holds
+    the same weights as the diagonal one: the same outputs through an 8-bit ADC, on more
+    crossbars."""
+    from cimc.mapping import weight_boxes
+    from cimc.targets import load_target
+
+    x = inputs((1, 2, 10, 10))
+    small = load_target("rram-128", {"xbar_rows": 64, "xbar_cols": 64})  # the grouped conv spans crossbars
+    outs, xbars = [], []
+    for grouped in ("diag", "dense"):
+        result = cimc.compile(convbn, small, f"lower,partition{{grouped={grouped}}},place,cost")
+        module = result.module
+        sim = Simulator(convbn, module, Precision.of(module.target, adc_bits=8))
+        sim.calibrate(x)
+        outs.append(sim.run(x, "quant"))
+        xbars.append(result.report.crossbars_used)
+    dense = [op for op in module.ops if op.kind == "map.block" and op["layout"] == "dense"]
+    layer = module.by_name()[dense[0].operands[0]]
+    assert any(not weight_boxes(b, layer["cols"]) for b in dense)  # a tile off the diagonal, all zeros
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    assert xbars[1] > xbars[0]
