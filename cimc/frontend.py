@@ -590,74 +590,95 @@ def _commutes(op: Op) -> bool:
 
 def canonical_order(ops: list[Op]) -> list[Op]:
     """The ops in an order that depends only on what the graph computes, not on how its file
-    numbers or orders the nodes: isomorphic graphs give the same order (up to ops that compute
-    the same thing from the same operands), so they map and cost the same. Each op gets a
-    signature from its kind, its attributes (names left out) and its operands' signatures
-    (sorted for commutative element-wise ops), then refined, from the outputs back, by the
-    signatures of the ops it feeds (and where, except in a commutative op); ops are taken in
-    Kahn's order by (depth from the inputs, signature, where their operands came in the new
-    order), ties in file order; commutative ops take their operands in (signature, new
-    order) order.
-    Inputs keep their order and come first; the output op comes last."""
+    numbers or orders the nodes: isomorphic graphs give the same order, so they map and cost
+    the same. Each op gets a colour from its kind and attributes (names left out), refined
+    until stable by the colours of its operands and of the ops it feeds (positions count,
+    except in commutative element-wise ops): colour refinement, as in graph canonisation.
+    Ops are taken in Kahn's order by (depth from the inputs, colour, where their operands came
+    in the new order). Where ops still share a colour they are symmetric (a branch and its
+    twin): the first in file order is taken and marked, and the colours are refined again, so
+    the ops related to it are told from their twins' (individualisation). Commutative ops
+    take their operands in (colour, new order) order. Inputs keep their order and come
+    first; the output op comes last."""
     import hashlib
     import heapq
+    from collections import Counter
 
-    sig: dict[str, str] = {}
-    depth: dict[str, int] = {}
-    out: list[Op] = []
-    for n, op in enumerate(ops):
-        if op.kind == "nn.input":
-            sig[op.result] = f"input{n}"
-            depth[op.result] = 0
-            continue
-        if op.result is None:
-            continue
-        operands = [sig.get(o, o) for o in op.operands]
-        if _commutes(op):
-            operands.sort()
-        attrs = [(k, v) for k, v in op.attrs if k not in NAME_ATTRS]
-        text = repr((op.kind, attrs, operands))
-        sig[op.result] = hashlib.sha1(text.encode()).hexdigest()[:16]
-        depth[op.result] = 1 + max((depth.get(o, 0) for o in op.operands), default=0)
-    # refine by what each op feeds (ops alike in their inputs but feeding different ops differ)
-    fed: dict[str, list] = {}
-    for op in ops:
-        for pos, o in enumerate(op.operands):
-            fed.setdefault(o, [])
-    for op in reversed(ops):  # users come after their operands: each is refined before it is used
-        if op.result in sig:
-            sig[op.result] = hashlib.sha1(repr((sig[op.result], sorted(fed.get(op.result, [])))).encode()).hexdigest()[:16]
-        for pos, o in enumerate(op.operands):
-            fed[o].append((sig.get(op.result, op.kind), 0 if _commutes(op) else pos))
+    def digest(value) -> str:  # stable across processes (str hashes are salted)
+        return hashlib.sha1(repr(value).encode()).hexdigest()[:16]
+
     inputs = [op for op in ops if op.kind == "nn.input"]
     body = [op for op in ops if op.kind != "nn.input" and op.result is not None]
+    tail = [op for op in ops if op.result is None]
+    names = {op.result for op in inputs} | {op.result for op in body}
+    users: dict[str, list[tuple[str, int]]] = {n: [] for n in names}
+    for op in body + tail:
+        for pos, o in enumerate(op.operands):
+            if o in users:
+                users[o].append((op.result or "", 0 if _commutes(op) else pos))
+    by_name = {op.result: op for op in body}
+    color = {op.result: f"input{n}" for n, op in enumerate(inputs)}
+    for op in body:
+        color[op.result] = digest((op.kind, [(k, v) for k, v in op.attrs if k not in NAME_ATTRS]))
+    color[""] = "output"
+
+    def refine(color: dict) -> dict:
+        classes = len(set(color.values()))
+        for _ in range(len(color) + 1):
+            new = {"": "output"}
+            for name in names:
+                op = by_name.get(name)
+                ins = [color[o] for o in op.operands] if op is not None else []
+                if op is not None and _commutes(op):
+                    ins.sort()
+                outs = sorted((color[u], pos) for u, pos in users[name])
+                new[name] = digest((color[name], ins, outs))
+            color = new
+            now = len(set(color.values()))
+            if now == classes:
+                return color
+            classes = now
+        return color
+
+    color = refine(color)
+    depth: dict[str, int] = {op.result: 0 for op in inputs}
+    for op in body:  # ops come in a topological order (the frontend sorted them)
+        depth[op.result] = 1 + max((depth.get(o, 0) for o in op.operands), default=0)
     index = {op.result: n for n, op in enumerate(body)}
     emitted = {op.result: n for n, op in enumerate(inputs)}  # position in the new order
-
-    def key(op: Op) -> tuple:  # ops alike in all else: the one whose operands came first
-        return (depth[op.result], sig[op.result], tuple(sorted(emitted.get(o, -1) for o in op.operands)),
-                index[op.result])
     waiting = {op.result: sum(1 for o in set(op.operands) if o in index) for op in body}
-    users: dict[str, list[str]] = {}
-    for op in body:
-        for o in set(op.operands):
-            if o in index:
-                users.setdefault(o, []).append(op.result)
-    ready = [key(body[index[r]]) for r, w in waiting.items() if w == 0]
+
+    def key(name: str) -> tuple:
+        return (depth[name], color[name], tuple(sorted(emitted.get(o, -1) for o in by_name[name].operands)),
+                index[name])
+
+    left = Counter(color[op.result] for op in body)  # colours of the ops not yet taken
+    ready = [key(r) for r, w in waiting.items() if w == 0]
     heapq.heapify(ready)
+    out: list[Op] = []
     while ready:
-        op = body[heapq.heappop(ready)[-1]]
-        emitted[op.result] = len(inputs) + len(out)
-        if _commutes(op):  # operands in signature order, then in the new order (a + b and b + a alike)
-            ordered = tuple(sorted(op.operands, key=lambda o: (sig.get(o, o), emitted.get(o, -1))))
+        name = body[heapq.heappop(ready)[-1]].result
+        if left[color[name]] > 1:  # it has a twin: mark the one taken, and tell their neighbours apart
+            color[name] = digest((color[name], "taken"))
+            color = refine(color)
+            left = Counter(color[r] for r in index if r not in emitted and r != name)
+            ready = [key(body[k[-1]].result) for k in ready]
+            heapq.heapify(ready)
+        else:
+            left[color[name]] -= 1
+        op = by_name[name]
+        emitted[name] = len(inputs) + len(out)
+        if _commutes(op):
+            ordered = tuple(sorted(op.operands, key=lambda o: (color.get(o, o), emitted.get(o, -1))))
             if ordered != op.operands:
                 op = dataclasses.replace(op, operands=ordered)
         out.append(op)
-        for u in users.get(op.result, ()):
-            waiting[u] -= 1
-            if waiting[u] == 0:
-                heapq.heappush(ready, key(body[index[u]]))
-    return inputs + out + [op for op in ops if op.result is None]
+        for u, _ in users[name]:
+            if u in waiting:
+                waiting[u] -= 1
+                if waiting[u] == 0:
+                    heapq.heappush(ready, key(u))
+    return inputs + out + tail
 
 
 @functools.lru_cache(maxsize=1024)

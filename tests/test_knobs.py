@@ -210,10 +210,11 @@ def test_renumbered_graph_costs_the_same(arch, seed, passes):
 
 
 # ---- digital work spread over more tiles (map.digital) -----------------------------------------
-def test_pack_spreads_digital_work_where_it_lowers_the_period(mobilenet_path):
+def test_pack_spreads_digital_work_where_it_lowers_the_period():
     from cimc.cost import digital_tiles, evaluate, mapping_loads, tiles_in_use
 
-    r = cimc.compile(mobilenet_path, "rram-256", "lower,partition,duplicate,pack,cost")
+    slow_units = load_target("rram-256", {"digital_ops_per_ns": 0.3, "buffer_bytes_per_ns": 1000.0})
+    r = cimc.compile(small_cnn(depth=2, width=16, size=32), slow_units, "lower,partition,duplicate,pack,cost")
     spread = [op for op in r.module.ops if op.kind == "map.digital"]
     assert spread, "pack spread no digital op on this chip"
     m = r.module
