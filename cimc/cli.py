@@ -220,7 +220,15 @@ def target_figures(t) -> dict:
             "reads_per_mvm": t.reads_per_mvm, "xbar_mvm_ns": t.xbar_mvm_ns, "xbar_mvm_pj": t.xbar_mvm_pj,
             "peak_tops": peak["peak_gops"] / 1e3, "peak_tops_per_w": peak["peak_gops_per_w"] / 1e3,
             "peak_tops_per_mm2": peak["peak_gops_per_s_mm2"] / 1e3, **peak,
-            "tile_power_breakdown_mw": t.tile_power_breakdown(), "tile_area_breakdown_mm2": t.tile_area_breakdown()}
+            "tile_power_breakdown_mw": t.tile_power_breakdown(), "tile_area_breakdown_mm2": t.tile_area_breakdown(),
+            "converter": t.converter()}
+
+
+def _converter_line(c: dict) -> str:
+    how = ("partial sums quantized: the simulator models the loss" if c["quantized"]
+           else "each conversion exact")
+    return (f"          a read of {c['rows_per_conversion']} rows needs {c['bits_needed']} ADC bits; "
+            f"{c['reads_per_digit']} read{'s' if c['reads_per_digit'] > 1 else ''} per input digit, {how}")
 
 
 def describe_target(t, f: dict) -> str:
@@ -244,6 +252,7 @@ def describe_target(t, f: dict) -> str:
              f"          {t.dac_bits}-bit DACs ({t.reads_per_mvm} reads per {t.input_bits}-bit input), {t.adc_bits}-bit ADC "
              f"per {t.cols_per_adc} columns" + (f", {t.rows_per_read} rows per read" if t.rows_per_read else "")
              + (f", {t.mvm_fill_reads} fill reads per MVM" if t.mvm_fill_reads else ""),
+             _converter_line(t.converter()),
              f"          one full MVM {t.xbar_mvm_ns:.4g} ns, {t.xbar_mvm_pj / 1e3:.4g} nJ",
              f"network   {t.noc}" + (f", {t.tiles_per_router} tiles per router" if t.noc == "mesh" else "")
              + (f", {t.noc_bytes_per_ns:g} B/ns per link" if t.noc_bytes_per_ns else ", transfers not timed")
