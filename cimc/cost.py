@@ -248,7 +248,8 @@ def mapping_loads(module: Module) -> Loads:
     return Loads(copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed, xbar_count)
 
 
-def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple) -> dict[str, tuple]:
+def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple,
+                  spread: dict | None = None) -> dict[str, tuple]:
     """The tiles whose digital units run each op, the op split evenly over them: a weight
     layer's are the tiles holding its blocks (every copy; unplaced crossbars fill tiles in
     the order of the layers, as compact copies do); any other op runs on the tiles of the
@@ -256,7 +257,7 @@ def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple) -> 
     input runs on every tile in use (`in_use`). A `map.digital` op names the tiles instead.
     """
     t = module.target
-    spread = spread_tiles(module)
+    spread = spread_tiles(module) if spread is None else spread
     tiles: dict[str, tuple] = {}
     cursor = 0  # unplaced crossbars, counted in layer order
     for op in module.ops:
@@ -471,8 +472,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
 
     in_use = tiles_in_use(module, loads)
     chips_used = max((tile // t.tiles + 1 for tile in in_use), default=1)
-    op_tiles = digital_tiles(module, blocks, placed, in_use)
     spread = spread_tiles(module)
+    op_tiles = digital_tiles(module, blocks, placed, in_use, spread)
     digital_load: dict[int, float] = defaultdict(float)  # per tile: its digital units' time per inference
     base_tiles = max(1, math.ceil(sum(1 for bs in blocks.values() for b in bs if b["copy"] == 0)
                                   / t.xbars_per_tile_all))  # the baseline's: its crossbars fill tiles in order
