@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cimc import files
+from cimc.analyses import Analyses
 from cimc.cost import evaluate
 from cimc.errors import CimcError
 from cimc.frontend import export_torch, import_onnx
@@ -96,8 +97,9 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
         if budget < 1:
             raise CimcError(f"budget must be at least 1 crossbar, got {budget}.")
         module = module.with_ops(module.ops, budget=int(budget))
-    module = run_pipeline(module, pipeline, check=check)
-    report = module.__dict__.get("_report")  # left by a final cost pass: the same mapping
+    analyses = Analyses()
+    module = run_pipeline(module, pipeline, check=check, analyses=analyses)
+    report = analyses.report_of(module)  # the final cost pass's, when it costed exactly this mapping
     if report is not None and report.model == module.name:
         report = dataclasses.replace(report, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
     else:

@@ -52,6 +52,7 @@ import math
 from collections import defaultdict
 from typing import NamedTuple
 
+from cimc import facts
 from cimc.ir import Module, Op
 from cimc.mapping import (WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, footprint,
                            plan_shapes, pool_target, shape_block, splittable_big_block, weight_cells)
@@ -101,10 +102,7 @@ def best_mvm_ns(target, block: Op) -> float:
     whatever lanes a mapping chooses)."""
     from cimc.mapping import max_lanes
 
-    memo = target.footprint_memo
-    seen = block.__dict__.get("_best_mvm_ns")  # remembered on the (immutable) op, per target
-    if seen is not None and seen[0] is memo:
-        return seen[1]
+    memo = target.footprint_memo  # remembered by the target, per block shape
     k = max_lanes(target, block)
     a = block._by_key
     g0, g1 = a["groups"]
@@ -116,7 +114,6 @@ def best_mvm_ns(target, block: Op) -> float:
         best = memo[key] = min(
             footprint_read_ns(target, footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, a["layout"])) / n
             for n in range(1, k + 1))
-    object.__setattr__(block, "_best_mvm_ns", (memo, best))
     return best
 
 
@@ -596,7 +593,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         else xbars_used * t.cells_per_xbar
     xbars_bound = (sum(crossbars_lower_bound(t.pool(p), c) for p, c in pool_cells.items()) if t.pools
                    else crossbars_lower_bound(t, cells_one_copy))
-    budget = int(module.get("budget", t.xbars * chips_used))
+    budget = facts.get(module, "budget") or t.xbars * chips_used
     digital_period = max(digital_load.values(), default=0.0)  # the busiest tile's digital units
     # the network as a whole: every byte-hop of one inference over all its links
     network_period = network_period_ns(t, net_byte_hops, chips_used)
@@ -606,7 +603,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     period_set_by = max(period_parts, key=lambda k: period_parts[k])
     period_bound_ns = max(block_read_work_ns / budget, _shared_work_bound(t, blocks, defs, budget, families), longest_mvm_ns,
                           digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
-                          float(module.get("period_bound_ns", 0.0)), buffer_bound_ns, 1e-9)
+                          facts.get(module, "period_bound_ns"), buffer_bound_ns, 1e-9)
     base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * base_tiles), buffer_bound_ns, 1e-9)
     # one inference passes every resource: it takes no less than the work the busiest one does
     # for it (ops that share a tile's digital units or a crossbar do not overlap on it)

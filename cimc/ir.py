@@ -11,6 +11,7 @@ Ops are frozen; passes build new Modules. The networkx graph is derived on deman
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
@@ -76,12 +77,16 @@ class Op:
     result: str | None
     operands: tuple[str, ...] = ()
     attrs: tuple[tuple[str, AttrValue], ...] = ()
-    _by_key: dict = field(init=False, compare=False, repr=False, hash=False, default=None)
-    namespace: str = field(init=False, compare=False, repr=False, hash=False, default="")
 
-    def __post_init__(self):
-        object.__setattr__(self, "_by_key", dict(self.attrs))
-        object.__setattr__(self, "namespace", self.kind.split(".", 1)[0])  # read on every walk over the ops
+    # Derived from the op's own fields only (never from a target or other ops), so computing
+    # them once is not state: an analysis that depends on more lives outside the op.
+    @functools.cached_property
+    def _by_key(self) -> dict:
+        return dict(self.attrs)
+
+    @functools.cached_property
+    def namespace(self) -> str:  # read on every walk over the ops
+        return self.kind.split(".", 1)[0]
 
     @staticmethod
     def make(kind: str, result: str | None, operands: Iterable[str] = (), **attrs) -> "Op":
@@ -132,12 +137,12 @@ class Module:
     def with_target(self, target: Target) -> "Module":
         return Module(self.name, target, self.ops, self.attrs)
 
+    @functools.cached_property
+    def _attr_map(self) -> dict:  # derived from the module's own attrs
+        return dict(self.attrs)
+
     def get(self, key: str, default=None):
-        attrs = self.__dict__.get("_attr_map")
-        if attrs is None:  # the module is frozen: build the lookup once
-            attrs = dict(self.attrs)
-            object.__setattr__(self, "_attr_map", attrs)
-        return attrs.get(key, default)
+        return self._attr_map.get(key, default)
 
     def by_name(self) -> dict[str, Op]:
         return {op.result: op for op in self.ops if op.result is not None}

@@ -27,6 +27,7 @@ two for a differential pair); the "offset" encoding adds one reference column pe
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -43,10 +44,10 @@ class Footprint:
     reads_per_mvm: int  # crossbar reads one MVM of the layer needs on this block
     active_cols: int  # columns converted per read
     row_splits: int = 1  # reads that share one input digit (partial reads of `rows_per_read` rows)
-    cells: int = 0  # rows x cols, filled in by __post_init__
 
-    def __post_init__(self):
-        object.__setattr__(self, "cells", self.rows * self.cols)
+    @functools.cached_property
+    def cells(self) -> int:
+        return self.rows * self.cols
 
 
 def footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -> Footprint:
@@ -95,18 +96,12 @@ def weight_boxes(block, layer_cols: int) -> list[tuple[int, int, int, int, int, 
 
 
 def block_footprint(target: Target, block) -> Footprint:
-    """Footprint of a `map.block` op (remembered on the op, which is immutable, per target)."""
-    memo = target.footprint_memo
-    seen = block.__dict__.get("_footprint")
-    if seen is not None and seen[0] is memo:
-        return seen[1]
+    """Footprint of a `map.block` op (remembered by the target, per block shape)."""
     a = block._by_key  # a plain dict: this runs for every block many times per compile
     g0, g1 = a["groups"]
     r0, r1 = a["rows"]
     c0, c1 = a["cols"]
-    fp = footprint(target, (g1 - g0) * a.get("lanes", 1), r1 - r0, c1 - c0, a["layout"])
-    object.__setattr__(block, "_footprint", (memo, fp))
-    return fp
+    return footprint(target, (g1 - g0) * a.get("lanes", 1), r1 - r0, c1 - c0, a["layout"])
 
 
 def splittable_big_block(target: Target, mvms: int, block) -> bool:

@@ -203,6 +203,10 @@ def parse(text: str, filename: str = "<text>", verify: bool = True) -> Module:
             _verify(module)
         except VerifyError as e:
             meta = lines[e.index] if getattr(e, "index", None) is not None else tree.meta
+            for attr in getattr(mod_attrs_tree, "children", ()):
+                if getattr(e, "fact", None) is not None and getattr(attr, "children", None) \
+                        and str(attr.children[0]) == e.fact:
+                    meta = attr.meta
             raise fail(str(e), meta) from None
     return module
 

@@ -10,31 +10,38 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import numpy as np
 
+from cimc import facts as module_facts
 from cimc.errors import VerifyError
 from cimc.ir import Module, Op
 from cimc.mapping import WEIGHT_KINDS, block_footprint, weight_boxes
 from cimc.ops import OPS, TYPE_TEXT, _is
+
+NAME = re.compile(r"[A-Za-z0-9_.$\-]+")  # a value or module name the text can hold (VALUE_NAME in mapping.lark)
 
 
 def _where(op: Op) -> str:
     return f"%{op.result} = {op.kind}" if op.result is not None else f"{op.kind}(%{', %'.join(op.operands)})"
 
 
-def _structure(module: Module) -> dict[str, Op]:
+def _structure(module: Module, typed: dict | None) -> dict[str, Op]:
+    if not NAME.fullmatch(module.name):
+        raise VerifyError(f"module name @{module.name!r} cannot be written as mapping-IR text; use letters, digits "
+                          "and _ . $ - only.")
     defs: dict[str, Op] = {}
     for i, op in enumerate(module.ops):
         try:
-            _structure_op(op, defs)
+            _structure_op(op, defs, typed)
         except VerifyError as e:
             raise VerifyError(str(e), i) from None
     return defs
 
 
-def _structure_op(op: Op, defs: dict[str, Op]) -> None:
+def _structure_op(op: Op, defs: dict[str, Op], typed: dict | None) -> None:
     spec = OPS.get(op.kind)
     if spec is None:
         raise VerifyError(f"{_where(op)}: unknown op kind '{op.kind}'. Known kinds: {', '.join(sorted(OPS))}.")
@@ -44,11 +51,17 @@ def _structure_op(op: Op, defs: dict[str, Op]) -> None:
         raise VerifyError(f"{_where(op)}: takes {want} operand(s), got {n}.")
     if spec.has_result != (op.result is not None):
         raise VerifyError(f"{_where(op)}: {'needs' if spec.has_result else 'must not have'} a result name.")
+    for name in (op.result, *op.operands):
+        if name is not None and not (type(name) is str and NAME.fullmatch(name)):
+            raise VerifyError(f"{_where(op)}: the value name {name!r} cannot be written as mapping-IR text; use "
+                              "letters, digits and _ . $ - only.")
     for o in op.operands:
         if o not in defs:
             raise VerifyError(f"{_where(op)}: operand %{o} is not defined by an earlier op.")
-    if not op.__dict__.get("_typed"):  # ops are immutable: their attributes are checked once
+    if typed is None or typed.get(id(op)) is not op:  # ops are immutable: their attributes are checked once
         _attr_types(op, spec, _where(op))
+        if typed is not None:
+            typed[id(op)] = op
     if op.result is not None:
         if op.result in defs:
             raise VerifyError(f"{_where(op)}: the name %{op.result} is defined twice.")
@@ -66,7 +79,6 @@ def _attr_types(op: Op, spec, where: str) -> None:
             raise VerifyError(f"{where}: unknown attribute '{key}' for {op.kind}.")
         if not _is(kind, value):
             raise VerifyError(f"{where}: attribute '{key}' must be {TYPE_TEXT[kind]}, got {value!r}.")
-    object.__setattr__(op, "_typed", True)
 
 
 def _overlapping(boxes: np.ndarray) -> tuple[int, int] | None:
@@ -117,20 +129,9 @@ def _overlapping_few(boxes: list) -> tuple[int, int] | None:
     return None
 
 
-_LAST_MAPPING: list = [None]  # the ops of the last mapping that passed (they are immutable)
-
-
-def _mapping(module: Module, defs: dict[str, Op]) -> None:
-    """Blocks cover their layers once per copy, placements fit and do not overlap. A mapping
-    whose ops (and target) are the very objects of the last one that passed is not checked
-    again: passes after `pack` (schedule, cost) add ops but leave these alone."""
-    target = module.target
-    key = (target, *(op for op in module.ops if op.namespace == "map" or op.kind in WEIGHT_KINDS))
-    last = _LAST_MAPPING[0]
-    if last is not None and len(last) == len(key) and all(a is b for a, b in zip(last, key)):
-        return
-    _check_mapping(module, defs)
-    _LAST_MAPPING[0] = key
+def _mapping_key(module: Module) -> tuple:
+    """What the whole-mapping rules read: the target and the weight, block and placement ops."""
+    return (module.target, *(op for op in module.ops if op.namespace == "map" or op.kind in WEIGHT_KINDS))
 
 
 def _check_mapping(module: Module, defs: dict[str, Op]) -> None:
@@ -203,21 +204,41 @@ def _check_mapping(module: Module, defs: dict[str, Op]) -> None:
                 raise VerifyError(f"blocks %{a} and %{b} overlap in crossbar {xbar} of tile {tile}.")
 
 
+class Verifier:
+    """Verifies modules, remembering what passed: ops are immutable, so an op whose attributes
+    were typed, or whose check passed with the very same operand ops and target, need not be
+    checked again; a mapping whose ops are the very objects of the last one that passed
+    (schedule and cost add ops but leave the blocks alone) neither. The memory is this
+    object's (a pipeline run keeps one), never the ops'."""
+
+    def __init__(self):
+        self._typed: dict[int, Op] = {}  # id(op) -> op (kept, so that the id is not reused)
+        self._checked: dict[int, tuple] = {}  # id(op) -> (op, target, operand ops...)
+        self._last_mapping: tuple | None = None
+
+    def verify(self, module: Module) -> Module:
+        """Raise VerifyError naming the op and the rule broken; return the module if it holds."""
+        module_facts.check(module.attrs)
+        defs = _structure(module, self._typed)
+        for i, op in enumerate(module.ops):
+            spec = OPS[op.kind]
+            if spec.check is not None:
+                inputs = (op, module.target, *(defs[o] for o in op.operands))
+                seen = self._checked.get(id(op))
+                if seen is not None and len(seen) == len(inputs) and all(a is b for a, b in zip(seen, inputs)):
+                    continue
+                err = spec.check(op, defs, module.target)
+                if err:
+                    raise VerifyError(f"{_where(op)}: {err}.", i)
+                self._checked[id(op)] = inputs
+        key = _mapping_key(module)
+        last = self._last_mapping
+        if last is None or len(last) != len(key) or not all(a is b for a, b in zip(last, key)):
+            _check_mapping(module, defs)
+            self._last_mapping = key
+        return module
+
+
 def verify(module: Module) -> Module:
     """Raise VerifyError naming the op and the rule broken; return the module if it holds."""
-    defs = _structure(module)
-    for i, op in enumerate(module.ops):
-        spec = OPS[op.kind]
-        if spec.check is not None:
-            # the check reads only the op, its operands' ops and the target: skip it when
-            # none of them changed since it passed (all are immutable)
-            inputs = (module.target, *(defs[o] for o in op.operands))
-            seen = op.__dict__.get("_checked")
-            if seen is not None and len(seen) == len(inputs) and all(a is b for a, b in zip(seen, inputs)):
-                continue
-            err = spec.check(op, defs, module.target)
-            if err:
-                raise VerifyError(f"{_where(op)}: {err}.", i)
-            object.__setattr__(op, "_checked", inputs)
-    _mapping(module, defs)
-    return module
+    return Verifier().verify(module)

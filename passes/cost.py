@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cimc.cost import evaluate
 from cimc.ir import Module, Op
+from cimc.report import Report
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,11 @@ class CostPass:
     name = "cost"
 
     def run(self, module: Module) -> Module:
+        return self.run_with_report(module)[0]
+
+    def run_with_report(self, module: Module) -> tuple[Module, Report]:
+        """The module with its cost ops, and the report they come from (the pipeline keeps it
+        for `compile`, which then does not cost the mapping again)."""
         module = module.with_ops([op for op in module.ops if op.namespace != "cost"])
         report = evaluate(module)
         cost_ops = []
@@ -27,6 +33,4 @@ class CostPass:
             cost_ops.append(Op.make("cost.layer", None, [layer.name], latency_ns=float(layer.latency_ns),
                                     energy_nj=float(layer.energy_nj), crossbars=layer.crossbars,
                                     copies=layer.copies, blocks=layer.blocks))
-        out = module.with_ops(list(module.ops) + cost_ops)
-        object.__setattr__(out, "_report", report)  # the figures of exactly this mapping, for compile()
-        return out
+        return module.with_ops(list(module.ops) + cost_ops), report

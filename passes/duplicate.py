@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cimc import facts as module_facts
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
 from cimc.mapping import (WEIGHT_KINDS, block_footprint, plan_shapes, require_blocks, shape_block,
@@ -559,7 +560,7 @@ class DuplicatePass:
             raise PipelineError("duplicate: budget must be >= 0, fill in (0, 1], time-limit > 0.")
 
     def run(self, module: Module) -> Module:
-        budget = self.budget or int(module.get("budget", 0)) or module.target.xbars
+        budget = self.budget or module_facts.get(module, "budget") or module.target.xbars
         require_blocks(module, "duplicate")
         if module.target.pools:
             from dataclasses import replace

@@ -22,6 +22,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from cimc import facts as module_facts
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
 from cimc.mapping import WEIGHT_KINDS, block_footprint, require_blocks, splittable_big_block
@@ -150,26 +151,26 @@ class PackPass:
         require_blocks(module, "pack")
         module = expand_copies(module)
         t = module.target
-        budget = int(module.get("budget", 0)) or None
+        budget = module_facts.get(module, "budget") or None
         if t.pools:
             from cimc.passes.pools import run_per_pool
 
             return run_per_pool(self, module, budget)
         neighbours = _neighbours(module) if self.separate_neighbours else {}
-        period = float(module.get("period_target_ns", 0.0))
-        objective = str(module.get("duplicate_objective", ""))
+        period = module_facts.get(module, "period_target_ns")
+        objective = module_facts.get(module, "duplicate_objective")
         if objective == "throughput" and period > 0:
             from cimc.cost import period_floor_ns
 
             floor = period_floor_ns(module)
-            if str(module.get("duplicate_status", "")).startswith("ONE_COPY"):
+            if module_facts.duplicate_found_no_room(module):
                 # the duplicate pass saw no room for a whole copy's cells, but copies of small
                 # heavy layers may still fit beside other blocks: search from the proven bound
-                period = min(period, float(module.get("period_bound_ns", 0.0)) or period)
+                period = min(period, module_facts.get(module, "period_bound_ns") or period)
             # crossbars faster than the floor buy nothing: search from there, fewest crossbars
             # no packing beats the proven bound (every cell of the budget allowed): where the
             # target packs at once, the search bisects down towards it
-            lower = max(float(module.get("period_bound_ns", 0.0)), floor)
+            lower = max(module_facts.get(module, "period_bound_ns"), floor)
             module, items, bins, where, cap, method = self._search_period(module, max(period, floor), budget,
                                                                           neighbours, floor, lower)
             layer_cap = {}
@@ -1075,6 +1076,6 @@ class PackPass:
         from cimc.cost import evaluate
 
         r = evaluate(module)
-        if str(module.get("duplicate_objective", "")) == "latency":
+        if module_facts.get(module, "duplicate_objective") == "latency":
             return (round(r.latency_ns, 6), round(r.period_ns, 6), round(r.energy_nj, 6))
         return (round(r.period_ns, 6), round(r.latency_ns, 6), round(r.energy_nj, 6))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from cimc import facts
 from cimc.ir import Module, Op
 from cimc.mapping import block_footprint, block_pool
 
@@ -27,9 +28,8 @@ def pool_budgets(module: Module, total: int | None) -> dict[int, int]:
     for op in module.ops:
         if op.kind == "map.block" and op["copy"] == 0:
             cells[block_pool(t, op)] += block_footprint(t, op).cells
-    given = str(module.get("pool_budgets", ""))
-    if given:  # chosen by an earlier pass (duplicate): pack keeps them
-        split = dict(tuple(map(int, kv.split(":"))) for kv in given.split(","))
+    split = facts.pool_budgets(module)
+    if split:  # chosen by an earlier pass (duplicate): pack keeps them
         if set(split) >= set(cells) and (not total or sum(split[p] for p in cells) <= total):
             return {p: split[p] for p in cells}
     caps = {p: t.pool_list[p][2] * t.tiles for p in cells}
@@ -111,4 +111,4 @@ def run_per_pool(pass_, module: Module, total_budget: int | None) -> Module:
     budgets = pool_budgets(module, total_budget)
     results = {p: pass_.run(sub_module(module, p, b)) for p, b in sorted(budgets.items())}
     merged = merge(module, results)
-    return merged.with_ops(merged.ops, pool_budgets=",".join(f"{p}:{b}" for p, b in sorted(budgets.items())))
+    return merged.with_ops(merged.ops, pool_budgets=facts.pool_budgets_text(budgets))

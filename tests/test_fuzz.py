@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cimc
-from cimc.errors import CimcError
+from cimc.errors import CimcError, PipelineError
 from cimc.frontend import import_onnx
-from cimc.pipeline import parse_pipeline, run_pipeline
+from cimc.pipeline import parse_pipeline, print_pipeline, run_pipeline
 from cimc.targets import load_target
 from cimc.verify import verify
 
@@ -145,13 +145,26 @@ def test_byte_mutated_models_give_only_cimc_errors(junk, at, cut):
         pass
 
 
-@pytest.mark.parametrize("bad", ["", "lower,", "lower{", "{}", "lower{x=}", "lower{=1}", ",,,", "duplicate{budget=-3}",
-                                 "pack{time-limit=nan}", "lower;partition", "partition{grouped=1,grouped=2}"])
-def test_bad_pipeline_texts_give_only_cimc_errors(bad):
-    try:
+@pytest.mark.parametrize("bad, column", [
+    ("", None), ("lower,", 7), ("lower{", 7), ("{}", 1), ("lower{x=}", 9), ("lower{=1}", 7), (",,,", 1),
+    ("duplicate{budget=-3}", 1), ("pack{time-limit=nan}", 17), ("pack{time-limit=inf}", 17), ("lower;partition", 6),
+    ("partition{grouped=1,grouped=2}", 21), ("partition{grouped=1,grouped=2}", 21), ("pack{slack=0.5,}", 16),
+    ("lower,,partition", 7), ("pack{max-blocks=1.5}", 17), ("duplicate{compact=maybe}", 19), ("nosuch", 1),
+    ("pack{max_blocks=1,max-blocks=2}", 19), ("lower partition", 7)])
+def test_bad_pipeline_texts_are_refused_at_their_column(bad, column):
+    with pytest.raises(PipelineError) as e:
         parse_pipeline(bad)
-    except CimcError:
-        pass
+    if column is not None:
+        assert f"column {column}:" in str(e.value)
+
+
+@given(st.text(alphabet="lowerpackdup{}=,-_ 0123456789.", max_size=30))
+def test_random_pipeline_texts_parse_or_are_refused(text):
+    try:
+        passes = parse_pipeline(text)
+    except PipelineError:
+        return
+    assert passes and parse_pipeline(print_pipeline(passes)) == passes  # what it accepts prints back
 
 
 # ---- output paths and signals -----------------------------------------------------------------
