@@ -171,7 +171,7 @@ def test_pack_options_are_respected(mobilenet_path, option):
                 copies[b.operands[0]].add(b["copy"])
             assert all(len(c) == 1 for c in copies.values())
     else:
-        from cimc.passes.pack import _neighbours
+        from cimc.passes.pack.items import neighbours_of as _neighbours
 
         nb = _neighbours(m)
         for bs in per_xbar.values():
@@ -519,6 +519,7 @@ def test_water_filling_puts_light_blocks_past_their_share_when_crossbars_run_out
     from cimc.ir import Op
     from cimc.passes.duplicate import layer_info
     from cimc.passes.pack import PackPass
+    from cimc.passes.pack.waterfill import waterfill
 
     t = cimc.load_target("rram-128", {"xbar_rows": 8, "xbar_cols": 8, "xbars_per_tile": 4, "tiles": 1,
                                       "cell_bits": 8, "signed_weights": "bias"})
@@ -529,7 +530,7 @@ def test_water_filling_puts_light_blocks_past_their_share_when_crossbars_run_out
     hb = [Op.make("map.block", "H.b0", ["H"], copy=0, groups=(0, 1), rows=(0, 2), cols=(0, 2), layout="diag")]
     infos = [layer_info(t, light, lb), layer_info(t, heavy, hb)]
     period = 100 * infos[1].mvm_ns / 1.5  # the heavy layer needs 1.5 crossbars' time
-    plan = PackPass()._waterfill(t, infos, period, 4, {})
+    plan = waterfill(PackPass(), t, infos, period, 4, {})
     assert plan is not None and plan["bins"] <= 4
     assert sum(plan["shares"]["H"]) == 100
     load = defaultdict(float)

@@ -1,0 +1,101 @@
+"""pack: place every block (copies included) on crossbars, several per crossbar.
+
+Blocks of any layers share a crossbar at non-overlapping rectangles. A crossbar's reads
+are serial, so its load (the sum of its blocks' loads: MVMs x MVM time) must stay within
+the period the duplicate pass aimed at (`period_target_ns`; without it, the longest
+block load, so packing never slows the pipeline down).
+
+Method: MaxRects best-short-side-fit, blocks in decreasing order of their larger share of
+a crossbar (cells or load), each into the open crossbar where it fits best, else a new
+one. Small instances (`exact_blocks` or fewer) are then handed to CP-SAT (NoOverlap2D per
+crossbar over optional intervals, load per crossbar) to prove the count or use one fewer.
+When the blocks do not fit the budget, the copies are re-chosen with fewer cells (by the
+duplicate pass's own model) and packed again, at most `retries` times; the last resort is
+one copy per layer; if even that does not fit, the model is `Infeasible`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cimc import facts as module_facts
+from cimc.errors import PipelineError
+from cimc.ir import Module
+from cimc.mapping import require_blocks
+from cimc.passes.digital import spread_digital
+from cimc.passes.pack.items import neighbours_of
+from cimc.passes.pack.firstfit import crossbar_lower_bound, pack_with_retries
+from cimc.passes.pack.exact import exact_packing
+from cimc.passes.pack.emit import emit
+from cimc.passes.pack.period import search_period
+
+
+@dataclass(frozen=True)
+class PackPass:
+    name = "pack"
+    max_blocks: int = 0  # blocks per crossbar at most; 0: no limit
+    separate_copies: bool = False  # never put two copies of one layer in one crossbar
+    separate_neighbours: bool = False  # never put a layer next to its producer or consumer layers
+    exact_blocks: int = 40  # CP-SAT tries to improve packings of at most this many blocks
+    time_limit: float = 2.0  # CP-SAT deterministic time for that
+    retries: int = 6
+    window: int = 256  # open crossbars tried per block (keeps large models linear)
+    search_steps: int = 12  # packings tried while searching the period
+    slack: float = 0.0  # accept this much more than the best period found, for fewer crossbars
+    spread: bool = True  # use more tiles when their digital units would be slower than the crossbars
+
+    def __post_init__(self):
+        if self.max_blocks < 0 or self.retries < 0 or self.exact_blocks < 0 or self.window < 1 or self.search_steps < 2 \
+                or not 0 <= self.slack <= 10:
+            raise PipelineError("pack: max-blocks, retries, exact-blocks must be >= 0, window >= 1, search-steps >= 2, "
+                                "slack in [0, 10].")
+
+    def run(self, module: Module) -> Module:
+        from cimc.passes.duplicate import expand_copies
+
+        require_blocks(module, "pack")
+        module = expand_copies(module)
+        t = module.target
+        budget = module_facts.get(module, "budget") or None
+        if t.pools:
+            from cimc.passes.pools import run_per_pool
+
+            return run_per_pool(self, module, budget)
+        neighbours = neighbours_of(module) if self.separate_neighbours else {}
+        period = module_facts.get(module, "period_target_ns")
+        objective = module_facts.get(module, "duplicate_objective")
+        if objective == "throughput" and period > 0:
+            from cimc.cost import period_floor_ns
+
+            floor = period_floor_ns(module)
+            if module_facts.duplicate_found_no_room(module):
+                # the duplicate pass saw no room for a whole copy's cells, but copies of small
+                # heavy layers may still fit beside other blocks: search from the proven bound
+                period = min(period, module_facts.get(module, "period_bound_ns") or period)
+            # crossbars faster than the floor buy nothing: search from there, fewest crossbars
+            # no packing beats the proven bound (every cell of the budget allowed): where the
+            # target packs at once, the search bisects down towards it
+            lower = max(module_facts.get(module, "period_bound_ns"), floor)
+            module, items, bins, where, cap, method = search_period(self, module, max(period, floor), budget,
+                                                                          neighbours, floor, lower)
+            layer_cap = {}
+        else:
+            module, items, bins, where, cap, layer_cap, method = pack_with_retries(self, module, budget, objective, neighbours)
+        status = "heuristic"
+        lower = crossbar_lower_bound(t, items, cap)
+        if len(bins) == lower:
+            status = "optimal (meets the lower bound)"
+        elif len(items) <= self.exact_blocks:
+            exact = exact_packing(self, t, items, cap, len(bins) - 1, layer_cap, neighbours)
+            if exact is None:
+                status = "optimal (CP-SAT: no packing in one crossbar fewer)"
+            elif exact == "unknown":
+                status = "heuristic (CP-SAT undecided)"
+            else:
+                bins, where = exact
+                status = "improved by CP-SAT"
+                method += " + cp-sat"
+        placed = emit(self, module, items, where, method, status, lower)
+        return spread_digital(placed) if self.spread and not t.pools else placed
+
+

@@ -1,0 +1,103 @@
+"""What pack places: blocks as items (size and load), copy names, shares, big light blocks cut in two, neighbour layers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from cimc.ir import Module, Op
+from cimc.mapping import block_footprint, splittable_big_block
+
+EPS = 1e-6
+
+
+@dataclass
+class Item:
+    op: Op
+    layer: str
+    copy: int
+    h: int
+    w: int
+    load_ns: float
+
+
+def items_of(module: Module) -> list[Item]:
+    from cimc.cost import block_load_ns, block_share
+
+    t = module.target
+    defs = module.by_name()
+    copies: dict[str, int] = defaultdict(int)
+    blocks = [op for op in module.ops if op.kind == "map.block"]
+    for b in blocks:
+        copies[b.operands[0]] = max(copies[b.operands[0]], b["copy"] + 1)
+    items = []
+    for b in blocks:
+        fp = block_footprint(t, b)
+        layer = b.operands[0]
+        n = block_share(b, defs[layer]["mvms"], copies[layer])
+        items.append(Item(b, layer, b["copy"], fp.rows, fp.cols, block_load_ns(t, b, n)))
+    return items
+
+
+def copy_name(layer: str, block: Op, copy: int) -> str:
+    """Name of copy `copy` of a copy-0 block."""
+    return block.result if copy == 0 else f"{layer}.c{copy}.{block.result[len(layer) + 1:]}"
+
+
+def with_shares(module: Module, plan: dict) -> Module:
+    """The module with the copies and MVM shares of a water-filling plan: copy k of a
+    layer gets `share` MVMs on all its blocks; layers not in the plan keep one copy."""
+    from cimc.passes.duplicate import with_copies
+
+    shares = plan["shares"]
+    m = with_copies(module, {name: len(v) for name, v in shares.items()})
+    ops = []
+    for op in m.ops:
+        if op.kind == "map.block" and op.operands[0] in shares:
+            op = op.with_attrs(share=shares[op.operands[0]][op["copy"]])
+        ops.append(op)
+    return m.with_ops(ops)
+
+
+def split_big_light_blocks(module: Module) -> Module:
+    """Cut blocks over half a crossbar in both directions, of layers with few MVMs per
+    cell, into two column halves (the layer's blocks are renumbered)."""
+    t = module.target
+    defs = module.by_name()
+    out, counter = [], {}
+    changed = False
+    for op in module.ops:
+        if op.kind != "map.block" or op["copy"] != 0:
+            if op.kind not in ("map.place", "map.digital") and not (op.kind == "map.block" and op["copy"] != 0):
+                out.append(op)
+            continue
+        layer = defs[op.operands[0]]
+        c0, c1 = op["cols"]
+        pieces = [op["cols"]]
+        if splittable_big_block(t, layer["mvms"], op):
+            mid = (c0 + c1) // 2
+            pieces, changed = [(c0, mid), (mid, c1)], True
+        for cols in pieces:
+            k = counter.get(layer.result, 0)
+            counter[layer.result] = k + 1
+            out.append(Op(op.kind, f"{layer.result}.b{k}", op.operands, op.with_attrs(cols=cols).attrs))
+    return module.with_ops(out) if changed else module
+
+
+def neighbours_of(module: Module) -> dict[str, set[str]]:
+    g = module.graph()
+    weight = {op.result for op in module.ops if op.kind.startswith("nn.") and op.get("rows") is not None}
+    out: dict[str, set[str]] = defaultdict(set)
+    for name in weight:
+        # nearest weight layers up and down the graph, through digital ops
+        for step in (g.successors, g.predecessors):
+            seen, todo = set(), list(step(name))
+            while todo:
+                n = todo.pop()
+                if n in seen:
+                    continue
+                seen.add(n)
+                if n in weight:
+                    out[name].add(n)
+                else:
+                    todo.extend(step(n))
+    return out

@@ -1,0 +1,83 @@
+"""Which blocks may share a crossbar (the pass's options: blocks per crossbar, copies apart, neighbours apart), and whether any open crossbar has room for a block."""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from cimc.passes.maxrects import Crossbar
+from cimc.passes.pack.items import EPS, Item
+
+def crossbar_rules(options, t, budget: int, neighbours: dict, bins, load, count, held, heap):
+    """(new_bin, may_hold) over a packing's state: open one more crossbar of the budget
+    (None when it is spent); whether crossbar j may take a block of (layer, copy) under
+    the pass options (blocks per crossbar, copies apart, neighbours apart)."""
+    def new_bin() -> int | None:
+        if len(bins) >= budget:
+            return None
+        bins.append(Crossbar(t.xbar_rows, t.xbar_cols))
+        load.append(0.0)
+        count.append(0)
+        held.append(defaultdict(set))
+        heapq.heappush(heap, (0.0, len(bins) - 1))
+        return len(bins) - 1
+
+    def may_hold(j: int, layer: str, copy: int) -> bool:
+        if options.max_blocks and count[j] >= options.max_blocks:
+            return False
+        if options.separate_copies and held[j][layer] - {copy}:
+            return False
+        return not (neighbours and neighbours.get(layer, set()) & set(held[j]))
+
+    return new_bin, may_hold
+
+
+# -- the constructive packer -------------------------------------------------------
+def allowed_together(options, item: Item, state: dict, cap: float, layer_cap: dict, neighbours: dict) -> bool:
+    if state["load"] + item.load_ns > cap * (1 + EPS):
+        return False
+    if options.max_blocks and state["count"] >= options.max_blocks:
+        return False
+    if layer_cap and state["layer_load"][item.layer] + item.load_ns > layer_cap[item.layer] * (1 + EPS):
+        return False
+    if options.separate_copies and any(c != item.copy for c in state["copies"][item.layer]):
+        return False
+    if neighbours and neighbours.get(item.layer, set()) & state["layers"]:
+        return False
+    return True
+
+
+def any_room(bins, load, period, fp, tb, chosen, heaps, may_hold):
+    """The crossbar with the most time left that has room for a block of footprint `fp`
+    taking `tb` per MVM (with this copy's blocks already `chosen` there), as a candidate
+    (key, crossbar, row, col, MVMs it has time for); None if there is none. Each block
+    shape keeps a heap of the crossbars by load (`heaps`, filled once every crossbar of
+    the budget is open), refreshed lazily: loads only grow and free space only shrinks,
+    so a crossbar without room for the shape leaves its heap for good."""
+    shape = (fp.rows, fp.cols)
+    heap = heaps.get(shape)
+    if heap is None:
+        heap = heaps[shape] = [(ld, j) for j, ld in enumerate(load)]
+        heapq.heapify(heap)
+    cells = bins[0].rows * bins[0].cols
+    limit = period * (1 + EPS)
+    kept, best = [], None
+    while heap:
+        ld, j = heap[0]
+        if ld != load[j]:  # stale: the crossbar has more load now
+            heapq.heapreplace(heap, (load[j], j))
+            continue
+        if limit - ld < tb:
+            break  # by load: no crossbar left has time for one more MVM
+        room = int((limit - ld) // (chosen.get(j, 0.0) + tb))
+        if room < 1 or not may_hold(j):  # not for this copy; maybe for another
+            kept.append(heapq.heappop(heap))
+            continue
+        spot = bins[j].fit(fp.rows, fp.cols) if bins[j].used_cells + fp.cells <= cells else None
+        if spot is None:
+            heapq.heappop(heap)
+            continue
+        best = ((-room, spot[0], j), j, spot[1], spot[2], room)
+        break
+    for entry in kept:
+        heapq.heappush(heap, entry)
+    return best

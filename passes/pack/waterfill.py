@@ -1,0 +1,205 @@
+"""Water-filling copies into crossbars: copies of the heaviest layers first, each into the crossbar where it fits, until the period holds or no room is left."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from cimc.mapping import block_footprint
+from cimc.passes.maxrects import Crossbar
+from cimc.passes.pack.items import EPS, copy_name
+from cimc.passes.pack.rules import crossbar_rules, any_room
+from cimc.passes.pack.relieve import relieve_crossbars
+
+def waterfill(options, t, infos, period: float, budget: int, neighbours: dict | None = None,
+               relieve: bool = False):
+    """`_waterfill_once`; where that fails after the light blocks took crossbars that
+    heavy blocks with no room beside them need, again with the light blocks kept off
+    those (denser light blocks leave less room beside them: only where spreading fails)."""
+    facts: dict = {}
+    plan = waterfill_once(options, t, infos, period, budget, neighbours, relieve, facts=facts)
+    if plan is None and facts.get("reserved"):
+        plan = waterfill_once(options, t, infos, period, budget, neighbours, relieve, reserve=True)
+    return plan
+
+
+def waterfill_once(options, t, infos, period: float, budget: int, neighbours: dict | None = None,
+                    relieve: bool = False, reserve: bool = False, facts: dict | None = None):
+    """Place every layer within `period` per crossbar, or None if it takes more than
+    `budget` crossbars.
+
+    Layers light in time for their cells (one copy's load within the period and its
+    density, time share over cell share, at most 1) go first, one copy each, best fit
+    in cells and time. Then the heavy layers, largest blocks first, are poured into the
+    time left: each new copy goes where the most time is left and the blocks fit, and
+    takes as many MVMs (its `share`) as that time allows; a crossbar is opened only when
+    no open one would take a tenth of a crossbar's time of it. Once every crossbar of
+    the budget is open, a light block past its crossbars' light share goes into the first
+    crossbar it fits with time for it, and a heavy block that fits
+    none of the crossbars with the most time left tries every crossbar, most time first.
+    """
+    cells = t.cells_per_xbar
+    if sum(i.cells for i in infos) > budget * cells or sum(i.mvms * i.sum_mvm_ns for i in infos) > budget * period:
+        return None  # one copy's cells, or all the work, exceed the budget
+    bins: list[Crossbar] = []
+    load: list[float] = []
+    count: list[int] = []
+    where: dict[str, tuple[int, int, int]] = {}
+    shares: dict[str, list[int]] = {}
+    on_bin: dict[int, list] = defaultdict(list)  # crossbar -> one-block heavy copies (layer info, copy)
+
+    heap: list[tuple[float, int]] = []  # (load, crossbar), stale entries dropped lazily
+    min_mvm_ns = min(i.mvm_ns for i in infos) * (1 - EPS)
+
+    held: list[dict[str, set]] = []  # crossbar -> layer -> copies on it
+
+    new_bin, may_hold = crossbar_rules(options, t, budget, neighbours, bins, load, count, held, heap)
+
+    def most_time_left(chosen: dict) -> list[int]:
+        """The open crossbars with the least load (a few), and those the copy uses."""
+        got: list[int] = []
+        while heap and len(got) < 24:
+            ld, j = heapq.heappop(heap)
+            if ld != load[j] or j in got or bins[j].used_cells >= cells or period - ld < min_mvm_ns:
+                continue  # stale, full, or without time for one more MVM: dropped for good
+            got.append(j)
+        for j in got:
+            heapq.heappush(heap, (load[j], j))
+        return sorted(set(got) | set(chosen))
+
+    light, heavy = [], []
+    for i in infos:
+        work = i.mvms * i.mvm_ns
+        (light if work <= period and (work / period) <= (i.cells / cells) else heavy).append(i)
+    from cimc.cost import block_mvm_ns
+
+    order = {b.result: n for n, b in enumerate(b for i in light for b in i.blocks)}  # module order, not names
+    blocks = sorted(((i, b) for i in light for b in i.blocks),
+                    key=lambda ib: (-block_footprint(t, ib[1]).cells, order[ib[1].result]))
+    # heavy blocks that leave no room beside them for any light block need crossbars of
+    # their own, one per copy the period asks for: with `reserve`, light blocks keep off
+    # that many
+    if blocks:
+        min_r = min(block_footprint(t, b).rows for _, b in blocks)
+        min_c = min(block_footprint(t, b).cols for _, b in blocks)
+        reserved = sum(math.ceil(i.mvms * block_mvm_ns(t, b) / period * (1 - EPS)) for i in heavy for b in i.blocks
+                       if min_r > t.xbar_rows - block_footprint(t, b).rows
+                       and min_c > t.xbar_cols - block_footprint(t, b).cols)
+    light_cells = sum(block_footprint(t, b).cells for _, b in blocks)
+    if blocks and facts is not None and reserved + light_cells / cells <= budget:
+        facts["reserved"] = reserved  # (where the light cells fit beside them at all)
+    light_budget = max(1, budget - reserved) if blocks and reserve else budget
+    # light blocks are spread so that every crossbar keeps room for the heavy copies
+    # that will use its time: each takes light cells up to their share of the budget
+    light_cap = cells * min(1.0, max(0.3, light_cells / (light_budget * cells) + 0.1))
+    light_open: list[int] = []  # crossbars light blocks may still go into
+    light_alive: dict[tuple[int, int], list[int]] = {}  # block shape -> crossbars it may fit
+    for i, b in blocks:
+        fp = block_footprint(t, b)
+        need = i.mvms * block_mvm_ns(t, b)
+        best = None
+        for j in light_open[-16:]:
+            if load[j] + need > period * (1 + EPS) or not may_hold(j, i.name, 0):
+                continue
+            if bins[j].used_cells + fp.cells > light_cap:
+                continue
+            spot = bins[j].fit(fp.rows, fp.cols)
+            if spot is None:
+                continue
+            left = (cells - bins[j].used_cells - fp.cells) / cells + (period - load[j] - need) / period
+            if best is None or (left, spot[0], j) < best[0]:
+                best = ((left, spot[0], j), j, spot[1], spot[2])
+        if best is None and len(bins) >= light_budget:
+            # no crossbar left to open: past the light share, into the first crossbar it
+            # fits (per block shape, crossbars without room for it leave its list for good)
+            alive = light_alive.setdefault((fp.rows, fp.cols), list(range(len(bins))))
+            k = 0
+            while k < len(alive):
+                j = alive[k]
+                spot = bins[j].fit(fp.rows, fp.cols) if bins[j].used_cells + fp.cells <= cells else None
+                if spot is None:
+                    alive[k] = alive[-1]
+                    alive.pop()
+                    continue
+                if load[j] + need <= period * (1 + EPS) and may_hold(j, i.name, 0):
+                    best = (None, j, spot[1], spot[2])
+                    break
+                k += 1
+        if best is None:
+            j = new_bin()
+            if j is None:
+                return None
+            light_open.append(j)
+            best = (None, j, 0, 0)
+        _, j, r, c = best
+        bins[j].place(r, c, fp.rows, fp.cols)
+        load[j] += need
+        count[j] += 1
+        held[j][i.name].add(0)
+        heapq.heappush(heap, (load[j], j))
+        if bins[j].used_cells >= 0.97 * light_cap and j in light_open:
+            light_open.remove(j)
+        where[b.result] = (j, r, c)
+    if facts is not None and len(bins) <= budget - facts.get("reserved", 0):
+        facts["reserved"] = 0  # the light blocks left those crossbars empty: keeping off them changes nothing
+    shape_heaps: dict[tuple[int, int], list] = {}  # for `any_room`
+    rank = {i.name: n for n, i in enumerate(infos)}  # ties in module order (canonical), never by name
+    heavy = sorted(heavy, key=lambda i: (-max(block_footprint(t, b).cells for b in i.blocks), rank[i.name]))
+    work_left = sum(i.mvms * i.sum_mvm_ns for i in heavy)
+    for i in heavy:
+        if work_left > (budget * period - sum(load)) * (1 + EPS):
+            return None  # the heavy work left exceeds the time left on the budget
+        work_left -= i.mvms * i.sum_mvm_ns
+        remaining, copy = i.mvms, 0
+        shares[i.name] = []
+        times = {b.result: block_mvm_ns(t, b) for b in i.blocks}
+        while remaining > 0:
+            chosen: dict[int, float] = {}  # crossbar -> time per MVM of this copy's blocks there
+            spots = []
+            for b in sorted(i.blocks, key=lambda b: -block_footprint(t, b).cells):
+                fp = block_footprint(t, b)
+                tb = times[b.result]
+                best = None
+                for j in most_time_left(chosen):
+                    if not may_hold(j, i.name, copy):
+                        continue
+                    room = int((period * (1 + EPS) - load[j]) // (chosen.get(j, 0.0) + tb))
+                    if room < 1:
+                        continue
+                    spot = bins[j].fit(fp.rows, fp.cols)
+                    if spot is not None and (best is None or (-room, spot[0], j) < best[0]):
+                        best = ((-room, spot[0], j), j, spot[1], spot[2], room)
+                least = min(remaining, max(1, int(period / tb / 10)))
+                if best is None and len(bins) >= budget:
+                    best = any_room(bins, load, period, fp, tb, chosen, shape_heaps,
+                                          lambda j: may_hold(j, i.name, copy))
+                if best is None or best[4] < least:
+                    j = new_bin()
+                    if j is None:
+                        if best is None:
+                            return None
+                    else:
+                        best = (None, j, 0, 0, int(period * (1 + EPS) // tb))
+                _, j, r, c, _ = best
+                bins[j].place(r, c, fp.rows, fp.cols)
+                count[j] += 1
+                held[j][i.name].add(copy)
+                chosen[j] = chosen.get(j, 0.0) + tb
+                spots.append((b, j, r, c))
+            share = min([remaining] + [int((period * (1 + EPS) - load[j]) // tj) for j, tj in chosen.items()])
+            if share < 1:
+                return None
+            for j, tj in chosen.items():
+                load[j] += share * tj
+                heapq.heappush(heap, (load[j], j))
+            for b, j, r, c in spots:
+                where[copy_name(i.name, b, copy)] = (j, r, c)
+            shares[i.name].append(share)
+            for j in chosen:
+                on_bin[j].append((i, copy))
+            remaining -= share
+            copy += 1
+    if relieve:
+        relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light,
+                      rank=rank)
+    return {"bins": len(bins), "where": where, "shares": shares}
