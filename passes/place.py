@@ -27,7 +27,7 @@ class PlacePass:
             raise PipelineError(f"place: overflow must be 'chips' or 'error', got '{self.overflow}'.")
 
     def run(self, module: Module) -> Module:
-        from cimc.passes.duplicate import expand_copies
+        from cimc.passes.duplicate.copies import expand_copies
 
         require_blocks(module, "place")
         module = expand_copies(module)

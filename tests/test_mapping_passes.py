@@ -502,12 +502,15 @@ def test_the_fewest_cells_solve_is_a_valid_model(resnet20_path, mobilenet_path):
     """duplicate's second solve (same period, fewest cells) must be a model CP-SAT accepts:
     it once carried the first solve's hints twice, was rejected, and the first answer was
     kept without a word."""
-    from cimc.passes.duplicate import DuplicatePass, layer_infos, solve_copies
+    from cimc.passes.duplicate import DuplicatePass
+    from cimc.passes.duplicate.infos import layer_infos
+    from cimc.passes.duplicate.solve import solve_copies
+    from cimc.passes.duplicate.layouts import layout_alternatives
 
     for path in (resnet20_path, mobilenet_path):
         m = cimc.compile(path, "rnc-128", "lower,partition").module
         budget = 2 * cimc.compile(path, "rnc-128", "baseline").crossbars_used
-        alternatives, _ = DuplicatePass()._alternatives(m, layouts=True)
+        alternatives, _ = layout_alternatives(DuplicatePass(), m, layouts=True)
         _, _, facts = solve_copies(m, layer_infos(m), budget, "throughput", 0.97, 10.0, alternatives=alternatives)
         assert facts["second_status"] in ("OPTIMAL", "FEASIBLE")
 
@@ -517,7 +520,7 @@ def test_water_filling_puts_light_blocks_past_their_share_when_crossbars_run_out
     for heavy copies; when that share cannot hold them all within the budget, the rest go
     wherever they fit, and the heavy layer's copies still find the crossbars' time."""
     from cimc.ir import Op
-    from cimc.passes.duplicate import layer_info
+    from cimc.passes.duplicate.infos import layer_info
     from cimc.passes.pack import PackPass
     from cimc.passes.pack.waterfill import waterfill
 

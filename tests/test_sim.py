@@ -420,7 +420,7 @@ def test_copies_of_a_layer_with_one_mvm_per_input_take_turns_over_the_inputs():
     """A classifier does one MVM per input; with several copies (cimc's passes make none, since
     copies split an inference's MVMs, but a hand-edited mapping may), successive inputs use
     different copies, so under variation the same input gives different outputs."""
-    from cimc.passes.duplicate import with_copies
+    from cimc.passes.duplicate.copies import with_copies
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))

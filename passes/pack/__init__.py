@@ -51,7 +51,7 @@ class PackPass:
                                 "slack in [0, 10].")
 
     def run(self, module: Module) -> Module:
-        from cimc.passes.duplicate import expand_copies
+        from cimc.passes.duplicate.copies import expand_copies
 
         require_blocks(module, "pack")
         module = expand_copies(module)

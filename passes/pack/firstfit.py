@@ -77,7 +77,9 @@ def crossbar_lower_bound(t, items, cap) -> int:
 def pack_with_retries(options, module: Module, budget, objective: str, neighbours: dict):
     """Pack as the copies stand; for the latency objective re-choose copies with fewer
     cells when they do not fit (at most `retries` times, then one copy per layer)."""
-    from cimc.passes.duplicate import layer_infos, solve_copies, with_copies
+    from cimc.passes.duplicate.infos import layer_infos
+    from cimc.passes.duplicate.solve import solve_copies
+    from cimc.passes.duplicate.copies import with_copies
 
     t = module.target
     fill, attempt, method = 0.97, 0, "maxrects"

@@ -46,7 +46,7 @@ def copy_name(layer: str, block: Op, copy: int) -> str:
 def with_shares(module: Module, plan: dict) -> Module:
     """The module with the copies and MVM shares of a water-filling plan: copy k of a
     layer gets `share` MVMs on all its blocks; layers not in the plan keep one copy."""
-    from cimc.passes.duplicate import with_copies
+    from cimc.passes.duplicate.copies import with_copies
 
     shares = plan["shares"]
     m = with_copies(module, {name: len(v) for name, v in shares.items()})

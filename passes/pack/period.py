@@ -24,7 +24,9 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
     When `period` packs at the first attempt, the bisection runs down from it towards
     `lower` (a period no packing beats): duplicate's target leaves cells unused for
     packing losses, and copies may still fit in them."""
-    from cimc.passes.duplicate import as_partitioned, layer_infos, with_copies, with_lanes
+    from cimc.passes.duplicate.layouts import as_partitioned
+    from cimc.passes.duplicate.infos import layer_infos
+    from cimc.passes.duplicate.copies import with_copies, with_lanes
 
     t = module.target
     infos = layer_infos(module)
@@ -149,7 +151,7 @@ def one_copy_each(options, module: Module, split_module: Module | None, budget: 
     """One copy of every layer, packed in as short a period as the budget allows: with
     the lanes duplicate chose and with none (lanes cost cells, and cells may be what the
     budget lacks), as partitioned and with big light blocks halved; the best that packs."""
-    from cimc.passes.duplicate import with_copies, with_lanes
+    from cimc.passes.duplicate.copies import with_copies, with_lanes
 
     best, error = None, None
     for base, note in ((module, ""), (split_module, ", big light blocks halved")):

@@ -130,7 +130,7 @@ def relieve_packing(options, module: Module, items, bins, where, budget: int, ne
     """A packing of one copy per layer with copies added in its free spots (`relieve_crossbars`:
     the busiest crossbar hands MVMs to new copies, never raising the period), as
     (module, items, bins, where, period); None when no copy found room."""
-    from cimc.passes.duplicate import layer_infos
+    from cimc.passes.duplicate.infos import layer_infos
 
     t = module.target
     infos = {i.name: i for i in layer_infos(module)}
