@@ -534,13 +534,13 @@ def test_water_filling_puts_light_blocks_past_their_share_when_crossbars_run_out
     infos = [layer_info(t, light, lb), layer_info(t, heavy, hb)]
     period = 100 * infos[1].mvm_ns / 1.5  # the heavy layer needs 1.5 crossbars' time
     plan = waterfill(PackPass(), t, infos, period, 4, {})
-    assert plan is not None and plan["bins"] <= 4
-    assert sum(plan["shares"]["H"]) == 100
+    assert plan is not None and plan.bins <= 4
+    assert sum(plan.shares["H"]) == 100
     load = defaultdict(float)
     for b in lb:
-        load[plan["where"][b.result][0]] += infos[0].mvm_ns
-    for copy, share in enumerate(plan["shares"]["H"]):
-        load[plan["where"]["H.b0" if copy == 0 else f"H.c{copy}.b0"][0]] += share * infos[1].mvm_ns
+        load[plan.where[b.result][0]] += infos[0].mvm_ns
+    for copy, share in enumerate(plan.shares["H"]):
+        load[plan.where["H.b0" if copy == 0 else f"H.c{copy}.b0"][0]] += share * infos[1].mvm_ns
     assert max(load.values()) <= period * (1 + 1e-6)
 
 

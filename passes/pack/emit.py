@@ -7,7 +7,7 @@ import math
 from collections import defaultdict
 from cimc import facts as module_facts
 from cimc.ir import Module, Op
-from cimc.passes.pack.items import items_of, with_shares
+from cimc.passes.pack.items import FillPlan, items_of, with_shares
 
 def mapping_score(module: Module) -> tuple:
     """What a tile assignment is chosen by: the period, then latency, then energy
@@ -88,9 +88,9 @@ def emit(options, module: Module, items, where, method, status, lower) -> Module
     return best[1]
 
 
-def placed_mapping(options, base: Module, plan: dict) -> Module:
+def placed_mapping(options, base: Module, plan: FillPlan) -> Module:
     """The module with a water-filling plan's copies, shares and places."""
-    m = with_shares(base, plan)
+    m = with_shares(base, plan.shares)
     items = items_of(m)
-    where = {k: plan["where"][it.op.result] for k, it in enumerate(items)}
+    where = {k: plan.where[it.op.result] for k, it in enumerate(items)}
     return emit(options, m, items, where, "", "", 0)

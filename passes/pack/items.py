@@ -43,12 +43,21 @@ def copy_name(layer: str, block: Op, copy: int) -> str:
     return block.result if copy == 0 else f"{layer}.c{copy}.{block.result[len(layer) + 1:]}"
 
 
-def with_shares(module: Module, plan: dict) -> Module:
+@dataclass(frozen=True)
+class FillPlan:
+    """What water-filling found: the crossbars it opened, the crossbar of every block (by
+    the block's name), and the MVMs each copy of a layer takes (layers absent: one copy)."""
+
+    bins: int
+    where: dict[str, int]
+    shares: dict[str, list[int]]
+
+
+def with_shares(module: Module, shares: dict[str, list[int]]) -> Module:
     """The module with the copies and MVM shares of a water-filling plan: copy k of a
-    layer gets `share` MVMs on all its blocks; layers not in the plan keep one copy."""
+    layer gets `shares[layer][k]` MVMs on all its blocks; other layers keep one copy."""
     from cimc.passes.duplicate.copies import with_copies
 
-    shares = plan["shares"]
     m = with_copies(module, {name: len(v) for name, v in shares.items()})
     ops = []
     for op in m.ops:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from cimc.errors import Infeasible
 from cimc.ir import Module
 from cimc.mapping import WEIGHT_KINDS
-from cimc.passes.pack.items import EPS, items_of, with_shares, split_big_light_blocks
+from cimc.passes.pack.items import FillPlan, EPS, items_of, with_shares, split_big_light_blocks
 from cimc.passes.pack.relieve import relieve_packing
 from cimc.passes.pack.waterfill import waterfill
 from cimc.passes.pack.firstfit import pack_with_retries
@@ -79,7 +79,7 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
         return one_copy_each(options, module, split_module if split_infos is not None else None, budget, neighbours)
     nets: dict[int, tuple] = {}  # id(plan) -> (plan, its network period)
 
-    def network(plan: dict, base: Module) -> float:
+    def network(plan: FillPlan, base: Module) -> float:
         if id(plan) not in nets:
             nets[id(plan)] = (plan, network_period(options, base, plan))
         return nets[id(plan)][1]
@@ -98,23 +98,23 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
     these = next(v for b, v in variants if b is base)
     if options.slack > 0:  # a slower period, for the fewest crossbars that take it
         slower = fewest_crossbars(options, t, these, p * (1 + options.slack), budget, neighbours)
-        if slower is not None and slower["bins"] < plan["bins"]:
-            plan, p, budget = slower, p * (1 + options.slack), slower["bins"]
+        if slower is not None and slower.bins < plan.bins:
+            plan, p, budget = slower, p * (1 + options.slack), slower.bins
         else:
-            budget = plan["bins"]
+            budget = plan.bins
     if p <= floor * (1 + 1e-6):  # at the floor: relieving crossbars with more copies buys nothing
-        budget = plan["bins"]
+        budget = plan.bins
     if t.noc_bytes_per_ns:  # more copies spread data further: stop where the network sets the pace
         plan, p, budget, net_steps = network_balance(options, base, these, plan, p, budget, neighbours,
                                                            network(plan, base))
         steps += net_steps
     # the chosen packing again, now relieving the busiest crossbars with extra copies
     plan = waterfill(options, t, these, p, budget, neighbours, relieve=True) or plan
-    m = with_shares(base, plan)
+    m = with_shares(base, plan.shares)
     items = items_of(m)
-    where = {k: plan["where"][it.op.result] for k, it in enumerate(items)}
+    where = {k: plan.where[it.op.result] for k, it in enumerate(items)}
     cap = max(p, max(it.load_ns for it in items))
-    bins = [None] * plan["bins"]
+    bins = [None] * plan.bins
     method = f"water-filling, period search {steps} steps"
     # one block per crossbar, one copy each, is a candidate too when the budget has room
     one = with_copies(module, {i.name: 1 for i in infos})
@@ -136,14 +136,14 @@ def fewest_crossbars(options, t, infos, period: float, budget: int, neighbours: 
         return None
     cells = sum(i.cells for i in infos) / t.cells_per_xbar
     work = sum(i.mvms * i.sum_mvm_ns for i in infos) / period
-    lo, hi = max(1, math.ceil(max(cells, work) * (1 - 1e-9))) - 1, best["bins"]  # lo: none fit
+    lo, hi = max(1, math.ceil(max(cells, work) * (1 - 1e-9))) - 1, best.bins  # lo: none fit
     while hi - lo > 1:
         mid = (lo + hi) // 2
         got = waterfill(options, t, infos, period, mid, neighbours)
         if got is None:
             lo = mid
         else:
-            best, hi = got, got["bins"]
+            best, hi = got, got.bins
     return best
 
 
@@ -180,13 +180,13 @@ def one_copy_each(options, module: Module, split_module: Module | None, budget: 
     return module, items, bins, where, cap, method + note + ", one copy per layer"
 
 
-def network_period(options, base: Module, plan: dict) -> float:
+def network_period(options, base: Module, plan: FillPlan) -> float:
     from cimc.cost import placed_network_period_ns
 
     return placed_network_period_ns(placed_mapping(options, base, plan)) if base.target.noc_bytes_per_ns else 0.0
 
 
-def network_balance(options, base: Module, infos, plan: dict, period: float, budget: int, neighbours: dict,
+def network_balance(options, base: Module, infos, plan: FillPlan, period: float, budget: int, neighbours: dict,
                      net: float):
     """A packing whose period is not set by the network. Copies spread a layer's data
     over more tiles and further: past some point more crossbars make the network (all
@@ -198,7 +198,7 @@ def network_balance(options, base: Module, infos, plan: dict, period: float, bud
     t = base.target
     if net <= period * (1 + 1e-3):
         return plan, period, budget, 0
-    best = (net, plan["bins"], period, plan)
+    best = (net, plan.bins, period, plan)
     lo, hi, tried = period, net, 0
     while tried < max(2, options.search_steps // 2) and hi / lo > 1.01:
         mid = hi if tried == 0 else math.sqrt(lo * hi)
@@ -209,8 +209,8 @@ def network_balance(options, base: Module, infos, plan: dict, period: float, bud
             continue
         n = network_period(options, base, cand)
         score = max(mid, n)
-        if score < best[0] * (1 - 1e-3) or (score <= best[0] * (1 + 1e-3) and cand["bins"] < best[1]):
-            best = (score, cand["bins"], mid, cand)
+        if score < best[0] * (1 - 1e-3) or (score <= best[0] * (1 + 1e-3) and cand.bins < best[1]):
+            best = (score, cand.bins, mid, cand)
         if n > mid:
             lo = mid
         else:

@@ -159,7 +159,7 @@ def relieve_packing(options, module: Module, items, bins, where, budget: int, ne
                   rank={name: n for n, name in enumerate(infos)})
     if sum(len(v) for v in shares.values()) == before:
         return None
-    m = with_shares(module, {"shares": {n: v for n, v in shares.items() if len(v) > 1}})
+    m = with_shares(module, {n: v for n, v in shares.items() if len(v) > 1})
     new_items = items_of(m)
     new_where = {k: places[it.op.result] for k, it in enumerate(new_items)}
     period = defaultdict(float)

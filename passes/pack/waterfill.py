@@ -7,7 +7,7 @@ import math
 from collections import defaultdict
 from cimc.mapping import block_footprint
 from cimc.passes.maxrects import Crossbar
-from cimc.passes.pack.items import EPS, copy_name
+from cimc.passes.pack.items import FillPlan, EPS, copy_name
 from cimc.passes.pack.rules import crossbar_rules, any_room
 from cimc.passes.pack.relieve import relieve_crossbars
 
@@ -202,4 +202,4 @@ def waterfill_once(options, t, infos, period: float, budget: int, neighbours: di
     if relieve:
         relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light,
                       rank=rank)
-    return {"bins": len(bins), "where": where, "shares": shares}
+    return FillPlan(len(bins), where, shares)
