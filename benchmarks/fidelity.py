@@ -1,5 +1,5 @@
 """Preset chips against their published figures: one table (preset, figure, published value,
-cimc's value, error, status), from cimc/fidelity.py's checks.
+cimc's value, error, status), from benchmarks/published.py's checks.
 
     .venv/bin/python benchmarks/fidelity.py [--out out/fidelity]
 
@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cimc.fidelity import format_table, table  # noqa: E402
+from published import format_table, table  # noqa: E402
 
 
 def main() -> None:

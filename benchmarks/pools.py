@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cimc  # noqa: E402
 from cimc.frontend import export_torch  # noqa: E402
-from cimc.passes.partition import xbar_area_um2  # noqa: E402
+from cimc.mapping import xbar_full_area_um2 as xbar_area_um2  # noqa: E402
 from cimc.search import networks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,15 @@
 """
 
 from cimc.api import Result, compile, import_model, opt, report
+from cimc.errors import (
+    CimcError,
+    Infeasible,
+    MappingSyntaxError,
+    ModelError,
+    TargetError,
+    VerifyError,
+)
 from cimc.frontend import export_torch as export_onnx
-from cimc.errors import CimcError, Infeasible, MappingSyntaxError, ModelError, TargetError, VerifyError
 from cimc.ir import Module, Op
 from cimc.targets import Target, load_target, preset_names
 from cimc.text import parse, parse_file, print_module

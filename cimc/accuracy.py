@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimc.api import compile as compile_model
 from cimc.data import fit_inputs, load_dataset
 from cimc.errors import CimcError
 from cimc.sim import Precision, Simulator, Variation
@@ -107,8 +108,6 @@ def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = 
     precision: overrides of weight_bits, cell_bits, input_bits, dac_bits, adc_bits
     (adc_bits 0 = no ADC quantisation) for the simulation only.
     """
-    import cimc
-
     t0 = time.perf_counter()
     if draws < 0:
         raise CimcError(f"draws = {draws} must be 0 or more.")
@@ -116,7 +115,7 @@ def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = 
         raise CimcError(f"calib = {calib} must be at least 1 sample.")
     ds = data if hasattr(data, "x_test") else load_dataset(str(data))
     if module is None:
-        module = cimc.compile(model, target, passes, budget=budget, **target_overrides).module
+        module = compile_model(model, target, passes, budget=budget, **target_overrides).module
     where = str(model) if isinstance(model, (str, Path)) else module.name
     shape = next(op["shape"] for op in module.ops if op.kind == "nn.input")
     x, y = ds.x_test, ds.y_test

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from cimc.cost import evaluate
 from cimc.errors import CimcError
 from cimc.frontend import export_torch, import_onnx
 from cimc.ir import Module
+from cimc.mapping import WEIGHT_KINDS
 from cimc.pipeline import DEFAULT, parse_pipeline, print_pipeline, run_pipeline
 from cimc.report import Report
 from cimc.targets import Target, load_target
@@ -122,10 +125,6 @@ def import_model(model, target: "str | Path | Target" = "rram-256", *, batch: in
 
 def with_input_density(module: Module, spec) -> Module:
     """The module with input densities: one for all layers (a module attribute) or per layer."""
-    import json
-    import math
-
-    from cimc.mapping import WEIGHT_KINDS
 
     def checked(value, what: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1 \

@@ -10,8 +10,17 @@ import math
 import os
 import sys
 
+import cimc
 from cimc import files
+from cimc.api import Result, write_atomic
 from cimc.errors import CimcError
+from cimc.targets import (
+    device_names,
+    load_device,
+    load_target,
+    parse_override,
+    preset_names,
+)
 
 EPILOG = """examples:
   cimc compile model.onnx --target rram-256
@@ -105,8 +114,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(items: list[str]) -> dict:
-    from cimc.targets import parse_override
-
     return dict(parse_override(s) for s in items)
 
 
@@ -138,8 +145,6 @@ def _check_outputs(args, inputs: list) -> None:
 
 
 def _emit(args, result) -> None:
-    from cimc.api import write_atomic
-
     if getattr(args, "output", None):
         write_atomic(args.output, result.text())
     if args.report:
@@ -174,8 +179,6 @@ def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], as_json: 
 
 
 def _targets(args) -> None:
-    from cimc.targets import device_names, load_device, load_target, preset_names
-
     if args.action == "devices":
         _print_rows([load_device(n) for n in device_names()],
                     [("device", "name", "<16"), ("cell", "cell_bits", ">4"), ("R_on kOhm", "r_on_kohm", ">9"),
@@ -280,13 +283,11 @@ def describe_target(t, f: dict) -> str:
 
 def _eval(args) -> None:
     from cimc.accuracy import evaluate_accuracy
-    from cimc.api import write_atomic
     from cimc.sim import Variation
 
     _check_outputs(args, [args.model])
     sigma = args.sigma
     if sigma is None:  # the device's programming variation
-        from cimc.targets import load_target
 
         sigma = load_target(args.target, _overrides(args.set)).variation_sigma
     var = Variation(sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma)
@@ -301,7 +302,6 @@ def _eval(args) -> None:
 
 def run(argv: list[str]) -> int:
     args = _build_parser().parse_args(argv)
-    import cimc
 
     if args.command == "compile":
         _check_outputs(args, [args.model])
@@ -322,7 +322,6 @@ def run(argv: list[str]) -> int:
     elif args.command == "report":
         _check_outputs(args, [args.file])
         module = cimc.parse_file(args.file)
-        from cimc.api import Result
 
         _emit(args, Result(module, cimc.report(module)))
     elif args.command == "targets":

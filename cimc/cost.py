@@ -54,9 +54,20 @@ from typing import NamedTuple
 
 from cimc import facts
 from cimc.ir import Module, Op
-from cimc.mapping import (WEIGHT_KINDS, block_footprint, block_pool, crossbars_lower_bound, footprint,
-                           plan_shapes, pool_target, shape_block, splittable_big_block, weight_cells)
+from cimc.mapping import (
+    WEIGHT_KINDS,
+    block_footprint,
+    block_pool,
+    crossbars_lower_bound,
+    footprint,
+    max_lanes,
+    pool_target,
+    splittable_big_block,
+    weight_cells,
+    xbar_full_area_um2,
+)
 from cimc.ops import DIGITAL_KINDS
+from cimc.plans import all_layouts, plan_blocks, plan_shapes, shape_block
 from cimc.report import LayerCost, Report
 
 
@@ -100,8 +111,6 @@ def one_lane(block: Op) -> Op:
 def best_mvm_ns(target, block: Op) -> float:
     """The least time per MVM any number of lanes gives the block (for bounds that hold
     whatever lanes a mapping chooses)."""
-    from cimc.mapping import max_lanes
-
     memo = target.footprint_memo  # remembered by the target, per block shape
     k = max_lanes(target, block)
     a = block._by_key
@@ -123,8 +132,6 @@ def layout_family(view, op: Op) -> tuple[float, float, float, int, int] | None:
     per MVM (best lanes), its longest block's MVM with one lane; and the fewest rows and
     columns of a block. None for layers with one layout. Bounds use these, so they hold
     whichever layout duplicate picks."""
-    from cimc.passes.partition import all_layouts
-
     key = ("family", op["groups"], op["rows"], op["cols"])
     memo = view.footprint_memo
     if key not in memo:
@@ -153,8 +160,6 @@ def partition_mvm_ns(view, op: Op, first: list) -> float:
     per block)."""
     layout = op.get("partition_layout")
     if layout is not None:
-        from cimc.passes.partition import plan_blocks
-
         per = op["partition_groups"]
         plan = plan_blocks(view, op["groups"], op["rows"], op["cols"], layout, max_groups=per)
         return max(block_mvm_ns(view, shape_block(op.result, sh)) for sh in plan_shapes(plan))
@@ -465,8 +470,6 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     loads = mapping_loads(module)
     copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed, _ = loads
     home = home_tiles(module, blocks, placed) if placed else {}
-    from cimc.passes.partition import xbar_area_um2
-
     in_use = tiles_in_use(module, loads)
     chips_used = max((tile // t.tiles + 1 for tile in in_use), default=1)
     spread = spread_tiles(module)
@@ -547,7 +550,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             for b in bs:
                 view = pool_target(t, b)
                 cells_b = block_footprint(t, b).cells
-                area += cells_b / view.cells_per_xbar * xbar_area_um2(view) * 1e-6
+                area += cells_b / view.cells_per_xbar * xbar_full_area_um2(view) * 1e-6
                 if b["copy"] == 0:
                     pool_cells[block_pool(t, b)] += cells_b
             layers.append(LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"],

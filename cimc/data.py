@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,8 +146,6 @@ def check_arrays(x, y, where, xname: str = "x", yname: str = "y", allow_empty: b
 
 def _check_members(path: Path) -> None:
     """The arrays' uncompressed sizes, before any is expanded (a small file can inflate to GBs)."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as z:
             members = z.infolist()

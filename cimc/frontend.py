@@ -20,18 +20,22 @@ ONNX weight tensor in `weight`.
 from __future__ import annotations
 
 import dataclasses
-
 import functools
+import hashlib
+import heapq
 import io
 import math
 import os
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import helper, numpy_helper
 
 from cimc import files
 from cimc.errors import CimcError, ModelError
@@ -306,9 +310,6 @@ def _with_zero_weights(model: onnx.ModelProto) -> None:
     """Make data-less (shape-only) initializers zeros, in place, so onnxruntime can run: each
     becomes a ConstantOfShape node, so the model stays small and the zeros exist only once,
     inside onnxruntime."""
-    import numpy as np
-    from onnx import helper, numpy_helper
-
     keep, made = [], []
     for t in model.graph.initializer:
         has_data = t.raw_data or t.float_data or t.int64_data or t.int32_data or t.double_data
@@ -381,7 +382,6 @@ def _static(shape) -> bool:
 
 def _shapes_by_running(model: onnx.ModelProto, where: str, names: list[str]) -> dict:
     """Shapes of `names` read off one onnxruntime run on zero inputs (a fallback)."""
-    import numpy as np
     import onnxruntime as ort
 
     m = onnx.ModelProto()
@@ -434,8 +434,6 @@ def _toposort(model: onnx.ModelProto, where: str) -> list:
     """Nodes in an order where each comes after the nodes it reads (Kahn's algorithm, the
     lowest original position first: a graph already in order keeps its order). Linear in the
     graph's size up to the heap's log factor."""
-    import heapq
-
     g = model.graph
     known = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
     nodes = list(g.node)
@@ -600,10 +598,6 @@ def canonical_order(ops: list[Op]) -> list[Op]:
     the ops related to it are told from their twins' (individualisation). Commutative ops
     take their operands in (colour, new order) order. Inputs keep their order and come
     first; the output op comes last."""
-    import hashlib
-    import heapq
-    from collections import Counter
-
     def digest(value) -> str:  # stable across processes (str hashes are salted)
         return hashlib.sha1(repr(value).encode()).hexdigest()[:16]
 

@@ -31,6 +31,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+from cimc.errors import PipelineError
 from cimc.targets import Target
 
 WEIGHT_KINDS = ("nn.conv", "nn.conv_transpose", "nn.matmul", "nn.rnn")
@@ -135,29 +136,13 @@ def max_lanes(target: Target, block) -> int:
     return k
 
 
-def plan_shapes(plan) -> dict[tuple, int]:
-    """The block shapes (groups, rows range, cols range, layout) of a block plan (as
-    `partition.plan_blocks` makes), with how many blocks have each."""
-    shapes: dict[tuple, int] = {}
-    for g, r, c, lay in plan:
-        key = (g[1] - g[0], r, c, lay)
-        shapes[key] = shapes.get(key, 0) + 1
-    return shapes
-
-
-def shape_block(layer: str, shape, lanes: int = 1):
-    """A stand-in copy-0 block of one of `plan_shapes`' shapes (for its figures)."""
-    from cimc.ir import Op
-
-    n, r, c, lay = shape
-    return Op.make("map.block", None, [layer], copy=0, groups=(0, n), rows=r, cols=c, layout=lay,
-                   **({"lanes": lanes} if lanes > 1 else {}))
+def xbar_full_area_um2(view: Target) -> float:
+    """Area of one crossbar of a (one-pool) target with its periphery and ADCs."""
+    return view.xbar_area_um2 + view.xbar_periph_area_um2 + view.adcs_per_xbar * view.adc_area_um2
 
 
 def require_blocks(module, pass_name: str) -> None:
     """A mapping pass needs the partition's blocks: say so when there are none."""
-    from cimc.errors import PipelineError
-
     if not any(op.kind == "map.block" for op in module.ops):
         raise PipelineError(f"{pass_name}: the module has no blocks; run 'partition' first.")
 

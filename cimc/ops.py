@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from cimc.mapping import LAYOUTS, WEIGHT_KINDS, block_footprint, block_pool, max_cols_per_block, pool_target
+from cimc.mapping import (
+    LAYOUTS,
+    WEIGHT_KINDS,
+    block_footprint,
+    block_pool,
+    max_cols_per_block,
+    pool_target,
+)
 
 
 @dataclass(frozen=True)

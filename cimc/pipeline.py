@@ -16,9 +16,12 @@ import re
 import typing
 from typing import Sequence
 
+from cimc.analyses import Analyses
 from cimc.errors import CimcError, PipelineError, VerifyError
 from cimc.ir import Module
-from cimc.analyses import Analyses
+from cimc.passes import (
+    PASSES,  # the passes package sits above this module: read at call time
+)
 
 NAMED = {
     # every block on its own crossbar, one copy per layer: the ISAAC-like baseline
@@ -32,8 +35,6 @@ NAMED = {
 DEFAULT = "full"
 
 def registry() -> dict[str, type]:
-    from cimc.passes import PASSES  # the passes package sits above this module: read at call time
-
     return PASSES
 
 

@@ -19,6 +19,7 @@ from cimc import files
 from cimc.errors import CimcError, MappingSyntaxError, TargetError, VerifyError
 from cimc.ir import INT_END, INT_MIN, Module, Op, freeze_attrs
 from cimc.targets import from_dict
+from cimc.verify import verify as _verify
 
 # ---- printing --------------------------------------------------------------------------
 
@@ -198,8 +199,6 @@ def parse(text: str, filename: str = "<text>", verify: bool = True) -> Module:
     module = Module(str(name_tok)[1:], target, tuple(ops), freeze_attrs(mod_attrs))
     if verify:
         try:
-            from cimc.verify import verify as _verify
-
             _verify(module)
         except VerifyError as e:
             meta = lines[e.index] if getattr(e, "index", None) is not None else tree.meta

@@ -20,6 +20,7 @@ import numpy as np
 
 from cimc.onnx_torch import need_torch
 from cimc.sim import Precision, Variation, effective_weights
+from cimc.targets import load_target
 
 try:
     import torch
@@ -70,7 +71,6 @@ def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 3, batch: int = 12
     rather than their largest outlier.
     """
     need_torch("Training")
-    from cimc.targets import load_target
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)

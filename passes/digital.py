@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from cimc.cost import digital_tiles, evaluate, home_tiles, mapping_loads, router_hops, tiles_in_use
+from cimc.cost import (
+    digital_tiles,
+    evaluate,
+    home_tiles,
+    mapping_loads,
+    router_hops,
+    tiles_in_use,
+)
 from cimc.ir import Module, Op
 from cimc.ops import DIGITAL_KINDS
 

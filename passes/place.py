@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cimc.passes.duplicate.copies import expand_copies
+
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
 from cimc.mapping import block_pool, require_blocks
@@ -27,8 +29,6 @@ class PlacePass:
             raise PipelineError(f"place: overflow must be 'chips' or 'error', got '{self.overflow}'.")
 
     def run(self, module: Module) -> Module:
-        from cimc.passes.duplicate.copies import expand_copies
-
         require_blocks(module, "place")
         module = expand_copies(module)
         target = module.target

@@ -43,6 +43,13 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from cimc.cost import (
+    block_read_ns,
+    digital_tiles,
+    evaluate,
+    mapping_loads,
+    tiles_in_use,
+)
 from cimc.errors import PipelineError
 from cimc.ir import Module, Op
 from cimc.ops import DIGITAL_KINDS
@@ -95,8 +102,6 @@ def _last_input_row(op: Op, row: int, p_rows: int, rows: int) -> int | None:
 
 
 def _jobs(module: Module, max_chunks: int) -> list[_Job]:
-    from cimc.cost import block_read_ns, digital_tiles, evaluate, mapping_loads, tiles_in_use
-
     report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]))
     costs = {layer.name: layer for layer in report.layers}
     loads = mapping_loads(module)
@@ -263,9 +268,8 @@ def check_schedule(jobs: list[_Job], span: Span, k: int) -> list[str]:
 
 
 def _cp_sat(jobs: list[_Job], k: int, time_limit: float):
-    from ortools.sat.python import cp_model
-
     from cimc.passes.solver import deterministic_solver
+    from ortools.sat.python import cp_model
 
     u = lambda ns: int(math.ceil(ns * UNITS_PER_NS - 1e-9))  # noqa: E731
     # the hint: the list schedule of the same jobs with every time rounded up to whole units,

@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from cimc.search.results import check_output, load_front, show
+
 from cimc import cli as core
 from cimc.errors import CimcError
 
@@ -60,7 +62,6 @@ def _show(argv: list[str]) -> int:
     p.add_argument("folder", help="the --out folder of a cimc search")
     p.add_argument("--json", action="store_true", help="print pareto.json")
     args = p.parse_args(argv)
-    from cimc.search.results import load_front, show
 
     if args.json:
         print(json.dumps(load_front(args.folder), indent=2))
@@ -86,7 +87,6 @@ def search(argv: list[str]) -> int:
     out = Path(args.out) if args.out else Path("runs") / space_path.stem
     if out.exists() and not out.is_dir():
         raise CimcError(f"--out '{out}' is a file; give a folder.")
-    from cimc.search.results import check_output
 
     for name in ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png"):  # before any work
         check_output(out / name)

@@ -34,11 +34,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import cimc
-from cimc.errors import CimcError
 from cimc.search.evaluators import Evaluator, SearchData, Train
 from cimc.search.knobs import SpaceError
+from cimc.search.results import Progress, Result, write_outputs
 from cimc.search.space import CHIP_METRICS, Chip, Space, check_goals, check_options
+
+import cimc
+from cimc.errors import CimcError
 
 INFEASIBLE = 1e30  # the objective value an infeasible candidate is told (it is never on a front)
 
@@ -479,8 +481,6 @@ def cautions(settings: Settings) -> list[str]:
     """What in the space would make the search's gradient lie: a knob that lowers the ADC's
     resolution on a chip that quantizes partial sums is cheaper by its laws, and only accuracy
     on the chip (the simulator) sees what it loses."""
-    import cimc
-
     hw = settings.space.hw_knobs
     if "adc_bits" not in hw or settings.wants_chip():
         return []
@@ -511,8 +511,6 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
     model.onnx, mapping.cim, report.json and accuracy.json (final=False skips re-compiling the
     Pareto points with the final pipeline). timeout_s bounds this process's loop.
     """
-    from cimc.search.results import Progress, Result, write_outputs
-
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpaceError(f"workers = {workers!r}; give a positive integer.")
     if not (isinstance(heartbeat_s, int) and 1 <= heartbeat_s <= 3600 and isinstance(grace_s, int)

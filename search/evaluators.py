@@ -26,11 +26,12 @@ from typing import Callable
 
 import numpy as np
 import torch
+from cimc.search.families import Family, Shape
+from cimc.search.knobs import SpaceError
+from cimc.targets import load_target
 
 from cimc import files
 from cimc.data import Dataset, load_dataset
-from cimc.search.families import Family, Shape
-from cimc.search.knobs import SpaceError
 
 
 def cache_dir() -> Path:
@@ -248,7 +249,6 @@ class Supernet(Evaluator):
         noise = None
         if self.variation_sigma:
             from cimc.sim import Precision, Variation
-            from cimc.targets import load_target
             from cimc.train import NoisyWeight
 
             noise = NoisyWeight(Precision.of(load_target(self.target)), Variation(sigma=self.variation_sigma),

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from torch import nn
-
 from cimc.search.knobs import Knob, SpaceError, knob
+from torch import nn
 
 
 @dataclass(frozen=True)

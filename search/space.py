@@ -51,10 +51,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cimc.errors import CimcError
 from cimc.search.evaluators import Evaluator, Train, from_table
 from cimc.search.families import Family, family
 from cimc.search.knobs import Knob, SpaceError, knob
+from cimc.targets import Target, load_target
+
+from cimc import files
+from cimc.errors import CimcError
+from cimc.pipeline import parse_pipeline
 
 # Figures a candidate can be judged by. Chip figures are of the chip its hardware knobs define
 # (all of its tiles), whatever part of it a mapping fills.
@@ -152,8 +156,6 @@ class Space:
         return knobs
 
     def _hardware_knobs(self) -> dict[str, Knob]:
-        from cimc.targets import Target, load_target
-
         fields = Target.__dataclass_fields__
         base = load_target(self.target)  # a bad target is an error now, not in every trial
         out = {}
@@ -180,8 +182,6 @@ class Space:
                         if v < 1:
                             raise CimcError(f"a budget of {v} crossbars; give at least 1")
                     elif name == "passes":
-                        from cimc.pipeline import parse_pipeline
-
                         parse_pipeline(v)
                     else:
                         base.replace(**{name: v})
@@ -216,8 +216,6 @@ class Space:
     # ---- TOML ---------------------------------------------------------------------------
     @staticmethod
     def from_toml(path: "str | Path") -> "Space":
-        from cimc import files
-
         path = Path(path)
         try:
             data = tomllib.loads(files.read_text(path, "space file", files.TOML_MAX_BYTES,
@@ -297,8 +295,6 @@ def check_options(options: dict, where: str) -> None:
         raise SpaceError(f"{where}: val_fraction must be a fraction between 0 and 1, got {options['val_fraction']!r}.")
     for k in ("pipeline", "final_pipeline"):
         if k in options:
-            from cimc.pipeline import parse_pipeline
-
             if not isinstance(options[k], str):
                 raise SpaceError(f"{where}: '{k}' must be pipeline text, got {options[k]!r}.")
             try:

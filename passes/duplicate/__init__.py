@@ -38,18 +38,20 @@ the period bound.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from cimc.passes.duplicate.copies import with_compact_copies, with_copies, with_lanes
+from cimc.passes.duplicate.floor import digital_keeps_up, no_faster_than_the_floor
+from cimc.passes.duplicate.greedy import slowest_first_copies
+from cimc.passes.duplicate.infos import OTHER_LAYOUT_GAIN, TIGHT, layer_infos
+from cimc.passes.duplicate.layouts import layout_alternatives, plan_ops, with_layouts
+from cimc.passes.duplicate.solve import solve_copies
+from cimc.passes.pools import run_per_pool
 
 from cimc import facts as module_facts
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module
-from cimc.mapping import (require_blocks)
-from cimc.passes.duplicate.infos import OTHER_LAYOUT_GAIN, TIGHT, layer_infos
-from cimc.passes.duplicate.copies import with_compact_copies, with_lanes, with_copies
-from cimc.passes.duplicate.layouts import plan_ops, with_layouts, layout_alternatives
-from cimc.passes.duplicate.greedy import slowest_first_copies
-from cimc.passes.duplicate.solve import solve_copies
-from cimc.passes.duplicate.floor import digital_keeps_up, no_faster_than_the_floor
+from cimc.mapping import require_blocks
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,6 @@ class DuplicatePass:
         budget = self.budget or module_facts.get(module, "budget") or module.target.xbars
         require_blocks(module, "duplicate")
         if module.target.pools:
-            from dataclasses import replace
-
-            from cimc.passes.pools import run_per_pool
 
             return run_per_pool(replace(self, budget=0), module, budget)
         module = with_lanes(module, {})  # lanes and layouts are chosen afresh

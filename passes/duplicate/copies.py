@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cimc.ir import Module, Op
-from cimc.mapping import (WEIGHT_KINDS)
+from cimc.mapping import WEIGHT_KINDS
+
 
 def with_compact_copies(module: Module, copies: dict[str, int]) -> Module:
     """The module with each layer's copies as its `copies` attribute (copy blocks dropped)."""

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from cimc.ir import Module
+
 from cimc.passes.duplicate.infos import LayerInfo
+
+from cimc.cost import period_floor_ns
+from cimc.ir import Module
+from cimc.ops import DIGITAL_KINDS
+
 
 def digital_keeps_up(module: Module):
     """For compact copies (every block a crossbar, filling tiles in order): given a period,
     the cells of the fewest crossbars whose tiles' digital units do the digital work of an
     inference within it. Fewer would make the digital units set the period."""
-    from cimc.ops import DIGITAL_KINDS
-
     t = module.target
     digital = sum(op["ops"] for op in module.ops if op.kind in DIGITAL_KINDS)
 
@@ -31,9 +34,6 @@ def no_faster_than_the_floor(module: Module, infos: list[LayerInfo], copies: dic
     that still meet the floor, and the floor becomes the target. Compact copies are not
     placed: their crossbars fill tiles in order, so fewer crossbars are fewer tiles'
     digital units; there the copies stay when cutting them would make those the slower."""
-    from cimc.cost import period_floor_ns
-    from cimc.ops import DIGITAL_KINDS
-
     t = module.target
     floor = period_floor_ns(module)
     if goal_ns >= floor:

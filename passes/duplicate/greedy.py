@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
+
 from cimc.passes.duplicate.infos import LayerInfo
+
 
 def slowest_first_copies(infos: list[LayerInfo], cap_cells: int, budget: int) -> tuple[dict[str, int], float]:
     """Copies slowest layer first (greedy): give the slowest layer its next useful copy count while the
     cells and the crossbars for big blocks allow; stop when the slowest cannot get one."""
-    import heapq
-
     # plain lists: this loop runs once per copy step (hundreds per compile in search loops)
     mvms = [i.mvms for i in infos]
     mvm_ns = [i.mvm_ns for i in infos]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from cimc.cost import block_mvm_ns
 from cimc.ir import Module, Op
-from cimc.mapping import (WEIGHT_KINDS, block_footprint, plan_shapes, shape_block,
-                          splittable_big_block)
+from cimc.mapping import WEIGHT_KINDS, block_footprint, splittable_big_block
+from cimc.plans import plan_shapes, shape_block
 
 TIME_UNITS_PER_NS = 100  # CP-SAT works in integers: 0.01 ns
 
@@ -32,8 +34,6 @@ class LayerInfo:
 
 def layer_info(t, op: Op, bs, whole_crossbars: bool = False) -> LayerInfo:
     """A weight layer's figures for one copy of the blocks `bs`."""
-    from cimc.cost import block_mvm_ns
-
     fps = [block_footprint(t, b) for b in bs]
     times = [block_mvm_ns(t, b) for b in bs]
     # blocks too big to share a crossbar with each other (pack may halve light ones)
@@ -57,8 +57,6 @@ def layer_infos(module: Module, whole_crossbars: bool = False) -> list[LayerInfo
 def plan_info(t, op: Op, plan, lanes: int, whole_crossbars: bool) -> LayerInfo:
     """`layer_info` of a plan's blocks with `lanes` lanes, figured once per block shape
     (without the blocks themselves: `blocks` is empty)."""
-    from cimc.cost import block_mvm_ns
-
     mvm = total = 0.0
     cells = big = 0
     for shape, n in plan_shapes(plan).items():

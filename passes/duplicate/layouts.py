@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from cimc.ir import Module, Op
-from cimc.mapping import (WEIGHT_KINDS, plan_shapes, shape_block)
 from cimc.passes.duplicate.infos import layer_info, plan_info
+
+from cimc.ir import Module, Op
+from cimc.mapping import (
+    WEIGHT_KINDS,
+    max_lanes,
+)
+from cimc.plans import all_layouts, plan_blocks, plan_shapes, shape_block
+
 
 def layout_variants(module: Module) -> dict[str, list[list]]:
     """Per grouped layer whose every group fits one block: block plans (groups, rows, cols,
     layout) in layouts other than its blocks' (`partition.all_layouts`): on the diagonal with
     fewer groups per block (fewer cells per group, more reads per MVM of the layer), and
     serial, groups side by side (every cell programmed, one group per read)."""
-    from cimc.passes.partition import all_layouts
-
     t = module.target
     firsts: dict[str, list[Op]] = {}
     for op in module.ops:
@@ -32,8 +36,6 @@ def layout_variants(module: Module) -> dict[str, list[list]]:
 def as_partitioned(module: Module) -> Module:
     """The module with the partition's blocks back (one copy, one lane) for every layer that
     duplicate gave another layout (`partition_layout`); the module itself when there is none."""
-    from cimc.passes.partition import plan_blocks
-
     t = module.target
     blocks = {op.result: plan_ops(op.result, plan_blocks(t, op["groups"], op["rows"], op["cols"], op["partition_layout"],
                                                          max_groups=op["partition_groups"]))
@@ -84,8 +86,6 @@ def layout_alternatives(options, module: Module, layouts: bool):
     besides its own (variant 0, one lane): its own with the most lanes its blocks allow,
     and each other layout (`layout_variants`) with one lane and with its most; and
     {layer: {variant: blocks}}."""
-    from cimc.mapping import max_lanes
-
     t = module.target
     defs = module.by_name()
     own: dict[str, list[Op]] = {}

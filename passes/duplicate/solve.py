@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+
+from cimc.passes.duplicate.greedy import slowest_first_copies
+from cimc.passes.duplicate.infos import TIME_UNITS_PER_NS, LayerInfo
+
+from cimc.cost import evaluate
 from cimc.errors import Infeasible
 from cimc.ir import Module
-from cimc.passes.duplicate.infos import TIME_UNITS_PER_NS, LayerInfo
-from cimc.passes.duplicate.greedy import slowest_first_copies
+
 
 def copy_candidates(mvms: int, max_copies: int) -> list[tuple[int, int]]:
     """(copies, MVMs per copy) for every copy count where ceil(mvms / copies) changes."""
@@ -33,8 +37,6 @@ def undominated(cands: list[tuple]) -> list[tuple]:
 
 def longest_path_var(m, module: Module, layer_time: dict, horizon: int):
     """An int var >= the longest path, weight layers taking `layer_time`, others fixed."""
-    from cimc.cost import evaluate
-
     fixed = {layer.name: layer.latency_ns for layer in evaluate(module).layers if layer.crossbars == 0}
     finish = {}
     end = m.new_int_var(0, horizon * 2, "makespan")
@@ -64,9 +66,8 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     take instead of its own (other layouts, several lanes); a copy of k lanes doing q MVMs
     takes ceil(q / k) reads of k MVMs each. The tags chosen (where not the layer's own
     blocks) are in facts["choice"]."""
-    from ortools.sat.python import cp_model
-
     from cimc.passes.solver import deterministic_solver
+    from ortools.sat.python import cp_model
 
     t = module.target
     cap_cells = int(fill * budget * t.cells_per_xbar)

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cimc.passes.digital import spread_digital
+from cimc.passes.duplicate.copies import expand_copies
+from cimc.passes.pack.emit import emit
+from cimc.passes.pack.exact import exact_packing
+from cimc.passes.pack.firstfit import crossbar_lower_bound, pack_with_retries
+from cimc.passes.pack.items import neighbours_of
+from cimc.passes.pack.period import search_period
+from cimc.passes.pools import run_per_pool
+
 from cimc import facts as module_facts
+from cimc.cost import period_floor_ns
 from cimc.errors import PipelineError
 from cimc.ir import Module
 from cimc.mapping import require_blocks
-from cimc.passes.digital import spread_digital
-from cimc.passes.pack.items import neighbours_of
-from cimc.passes.pack.firstfit import crossbar_lower_bound, pack_with_retries
-from cimc.passes.pack.exact import exact_packing
-from cimc.passes.pack.emit import emit
-from cimc.passes.pack.period import search_period
 
 
 @dataclass(frozen=True)
@@ -51,22 +55,16 @@ class PackPass:
                                 "slack in [0, 10].")
 
     def run(self, module: Module) -> Module:
-        from cimc.passes.duplicate.copies import expand_copies
-
         require_blocks(module, "pack")
         module = expand_copies(module)
         t = module.target
         budget = module_facts.get(module, "budget") or None
         if t.pools:
-            from cimc.passes.pools import run_per_pool
-
             return run_per_pool(self, module, budget)
         neighbours = neighbours_of(module) if self.separate_neighbours else {}
         period = module_facts.get(module, "period_target_ns")
         objective = module_facts.get(module, "duplicate_objective")
         if objective == "throughput" and period > 0:
-            from cimc.cost import period_floor_ns
-
             floor = period_floor_ns(module)
             if module_facts.duplicate_found_no_room(module):
                 # the duplicate pass saw no room for a whole copy's cells, but copies of small

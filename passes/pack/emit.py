@@ -5,15 +5,18 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from cimc import facts as module_facts
-from cimc.ir import Module, Op
+
 from cimc.passes.pack.items import FillPlan, items_of, with_shares
+
+from cimc import facts as module_facts
+from cimc.cost import evaluate
+from cimc.ir import Module, Op
+from cimc.ops import DIGITAL_KINDS
+
 
 def mapping_score(module: Module) -> tuple:
     """What a tile assignment is chosen by: the period, then latency, then energy
     (latency first when duplicate's objective was latency)."""
-    from cimc.cost import evaluate
-
     r = evaluate(module)
     if module_facts.get(module, "duplicate_objective") == "latency":
         return (round(r.latency_ns, 6), round(r.period_ns, 6), round(r.energy_nj, 6))
@@ -27,8 +30,6 @@ def tile_maps(options, module: Module, items, where, renumber) -> list:
     crossbar, and round-robin over that many tiles and over every tile of the chip. A
     digital op runs on the tiles holding the layer it reads (`cimc.cost.digital_tiles`), so
     round-robin gives each layer's digital work more units, at the price of more traffic."""
-    from cimc.ops import DIGITAL_KINDS
-
     t = module.target
     per = t.xbars_per_tile
     used = len(renumber)

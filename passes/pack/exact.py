@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+
 from cimc.passes.pack.items import EPS
+
 
 # -- CP-SAT: can the blocks go into `k` crossbars? ----------------------------------
 def exact_packing(options, t, items, cap, k, layer_cap, neighbours):
-    from ortools.sat.python import cp_model
-
     from cimc.passes.solver import deterministic_solver
+    from ortools.sat.python import cp_model
 
     if k < 1:
         return None

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from cimc.errors import Infeasible
-from cimc.ir import Module
+
+from cimc.passes.duplicate.copies import with_copies
+from cimc.passes.duplicate.infos import layer_infos
+from cimc.passes.duplicate.solve import solve_copies
 from cimc.passes.maxrects import Crossbar
 from cimc.passes.pack.items import EPS, Item, items_of
 from cimc.passes.pack.rules import allowed_together
+
+from cimc.errors import Infeasible
+from cimc.ir import Module
+
 
 def first_fit(options, t, items, cap, layer_cap, neighbours, budget):
     order = sorted(range(len(items)), key=lambda k: (
@@ -77,10 +83,6 @@ def crossbar_lower_bound(t, items, cap) -> int:
 def pack_with_retries(options, module: Module, budget, objective: str, neighbours: dict):
     """Pack as the copies stand; for the latency objective re-choose copies with fewer
     cells when they do not fit (at most `retries` times, then one copy per layer)."""
-    from cimc.passes.duplicate.infos import layer_infos
-    from cimc.passes.duplicate.solve import solve_copies
-    from cimc.passes.duplicate.copies import with_copies
-
     t = module.target
     fill, attempt, method = 0.97, 0, "maxrects"
     while True:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+
+from cimc.passes.duplicate.copies import with_copies
+
+from cimc.cost import block_load_ns, block_share
 from cimc.ir import Module, Op
 from cimc.mapping import block_footprint, splittable_big_block
 
@@ -21,8 +25,6 @@ class Item:
 
 
 def items_of(module: Module) -> list[Item]:
-    from cimc.cost import block_load_ns, block_share
-
     t = module.target
     defs = module.by_name()
     copies: dict[str, int] = defaultdict(int)
@@ -56,8 +58,6 @@ class FillPlan:
 def with_shares(module: Module, shares: dict[str, list[int]]) -> Module:
     """The module with the copies and MVM shares of a water-filling plan: copy k of a
     layer gets `shares[layer][k]` MVMs on all its blocks; other layers keep one copy."""
-    from cimc.passes.duplicate.copies import with_copies
-
     m = with_copies(module, {name: len(v) for name, v in shares.items()})
     ops = []
     for op in m.ops:

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+
+from cimc.passes.duplicate.copies import with_copies, with_lanes
+from cimc.passes.duplicate.infos import layer_infos
+from cimc.passes.duplicate.layouts import as_partitioned
+from cimc.passes.pack.emit import placed_mapping
+from cimc.passes.pack.firstfit import pack_with_retries
+from cimc.passes.pack.items import (
+    EPS,
+    FillPlan,
+    items_of,
+    split_big_light_blocks,
+    with_shares,
+)
+from cimc.passes.pack.relieve import relieve_packing
+from cimc.passes.pack.waterfill import waterfill
+
+from cimc.cost import placed_network_period_ns
 from cimc.errors import Infeasible
 from cimc.ir import Module
 from cimc.mapping import WEIGHT_KINDS
-from cimc.passes.pack.items import FillPlan, EPS, items_of, with_shares, split_big_light_blocks
-from cimc.passes.pack.relieve import relieve_packing
-from cimc.passes.pack.waterfill import waterfill
-from cimc.passes.pack.firstfit import pack_with_retries
-from cimc.passes.pack.emit import placed_mapping
+
 
 def search_period(options, module: Module, period: float, budget: int, neighbours: dict, floor: float = 0.0,
                    lower: float = 0.0):
@@ -24,10 +37,6 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
     When `period` packs at the first attempt, the bisection runs down from it towards
     `lower` (a period no packing beats): duplicate's target leaves cells unused for
     packing losses, and copies may still fit in them."""
-    from cimc.passes.duplicate.layouts import as_partitioned
-    from cimc.passes.duplicate.infos import layer_infos
-    from cimc.passes.duplicate.copies import with_copies, with_lanes
-
     t = module.target
     infos = layer_infos(module)
     split_module = split_big_light_blocks(module)
@@ -151,8 +160,6 @@ def one_copy_each(options, module: Module, split_module: Module | None, budget: 
     """One copy of every layer, packed in as short a period as the budget allows: with
     the lanes duplicate chose and with none (lanes cost cells, and cells may be what the
     budget lacks), as partitioned and with big light blocks halved; the best that packs."""
-    from cimc.passes.duplicate.copies import with_copies, with_lanes
-
     best, error = None, None
     for base, note in ((module, ""), (split_module, ", big light blocks halved")):
         if base is None:
@@ -181,8 +188,6 @@ def one_copy_each(options, module: Module, split_module: Module | None, budget: 
 
 
 def network_period(options, base: Module, plan: FillPlan) -> float:
-    from cimc.cost import placed_network_period_ns
-
     return placed_network_period_ns(placed_mapping(options, base, plan)) if base.target.noc_bytes_per_ns else 0.0
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+
+from cimc.passes.duplicate.infos import layer_infos
+from cimc.passes.pack.items import EPS, copy_name, items_of, with_shares
+from cimc.passes.pack.rules import any_room, crossbar_rules
+
+from cimc.cost import block_mvm_ns
 from cimc.ir import Module
 from cimc.mapping import block_footprint
-from cimc.passes.pack.items import EPS, items_of, copy_name, with_shares
-from cimc.passes.pack.rules import crossbar_rules, any_room
+
 
 def relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light=(),
              rounds=20000, rank=None):
@@ -24,7 +29,6 @@ def relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, n
        fills cells (utilization).
     Neither step ever raises the period."""
     rank = rank or {name: n for n, name in enumerate(shares)}  # layers in module order: ties never by name
-    from cimc.cost import block_mvm_ns
 
     def copy_time(i):
         return sum(block_mvm_ns(t, b) for b in i.blocks)
@@ -130,8 +134,6 @@ def relieve_packing(options, module: Module, items, bins, where, budget: int, ne
     """A packing of one copy per layer with copies added in its free spots (`relieve_crossbars`:
     the busiest crossbar hands MVMs to new copies, never raising the period), as
     (module, items, bins, where, period); None when no copy found room."""
-    from cimc.passes.duplicate.infos import layer_infos
-
     t = module.target
     infos = {i.name: i for i in layer_infos(module)}
     load = [0.0] * len(bins)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+
 from cimc.passes.maxrects import Crossbar
 from cimc.passes.pack.items import EPS, Item
+
 
 def crossbar_rules(options, t, budget: int, neighbours: dict, bins, load, count, held, heap):
     """(new_bin, may_hold) over a packing's state: open one more crossbar of the budget

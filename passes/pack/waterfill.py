@@ -5,11 +5,15 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from cimc.mapping import block_footprint
+
 from cimc.passes.maxrects import Crossbar
-from cimc.passes.pack.items import FillPlan, EPS, copy_name
-from cimc.passes.pack.rules import crossbar_rules, any_room
+from cimc.passes.pack.items import EPS, FillPlan, copy_name
 from cimc.passes.pack.relieve import relieve_crossbars
+from cimc.passes.pack.rules import any_room, crossbar_rules
+
+from cimc.cost import block_mvm_ns
+from cimc.mapping import block_footprint
+
 
 def waterfill(options, t, infos, period: float, budget: int, neighbours: dict | None = None,
                relieve: bool = False):
@@ -71,7 +75,6 @@ def waterfill_once(options, t, infos, period: float, budget: int, neighbours: di
     for i in infos:
         work = i.mvms * i.mvm_ns
         (light if work <= period and (work / period) <= (i.cells / cells) else heavy).append(i)
-    from cimc.cost import block_mvm_ns
 
     order = {b.result: n for n, b in enumerate(b for i in light for b in i.blocks)}  # module order, not names
     blocks = sorted(((i, b) for i in light for b in i.blocks),
