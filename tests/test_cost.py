@@ -70,7 +70,8 @@ def test_depthwise_serial_is_slower_but_smaller_than_diag():
 def test_lanes_do_that_many_mvms_per_read():
     """A block with k lanes holds k replicas on the diagonal; one read does k MVMs (for k
     output positions), so its load is ceil(MVMs / k) reads, at k times the cells."""
-    from cimc.cost import best_mvm_ns, block_footprint, block_load_ns, block_mvm_ns
+    from cimc.cost import best_mvm_ns, block_load_ns, block_mvm_ns
+    from cimc.mapping import block_footprint
     from cimc.mapping import max_lanes
 
     t = load_target("rnc-128")  # one ADC per column: a read takes the same time at any width
@@ -272,7 +273,7 @@ def _separate_convs(target, layers):
 
 
 def _bound(m, budget):
-    from cimc.cost import _shared_work_bound, mapping_loads
+    from cimc.cost import mapping_loads, shared_work_bound as _shared_work_bound
 
     return _shared_work_bound(m.target, mapping_loads(m).blocks, m.by_name(), budget)
 
