@@ -22,7 +22,7 @@ LAYERS = [
     ("base", ["cimc.errors", "cimc.files", "cimc.targets", "cimc.targets.*"]),
     ("ir", ["cimc.ir", "cimc.facts", "cimc.mapping", "cimc.plans", "cimc.ops", "cimc.verify", "cimc.text",
             "cimc.analyses"]),
-    ("model", ["cimc.cost", "cimc.cost.*", "cimc.report", "cimc.frontend", "cimc.frontend.*", "cimc.onnx_torch",
+    ("model", ["cimc.cost", "cimc.cost.*", "cimc.report", "cimc.frontend", "cimc.frontend.*", "cimc.onnx_torch", "cimc.onnx_torch.*",
                "cimc.sim", "cimc.sim.*", "cimc.train", "cimc.data"]),
     ("passes", ["cimc.passes", "cimc.passes.*"]),
     ("api", ["cimc", "cimc.pipeline", "cimc.api", "cimc.accuracy", "cimc.cli"]),
