@@ -62,7 +62,7 @@ def footprint(target: Target, groups: int, rows: int, cols: int, layout: str) ->
 
 
 def _footprint(target: Target, groups: int, rows: int, cols: int, layout: str) -> Footprint:
-    offset = 1 if target.signed_weights == "offset" else 0
+    offset = target.offset_cols
     phys_cols = groups * cols * target.cols_per_weight + offset
     if layout == "diag":
         split = target.row_reads(groups * rows)
@@ -111,8 +111,13 @@ def splittable_big_block(target: Target, mvms: int, block) -> bool:
     crossbars with other blocks. Bounds must not count it as needing a crossbar alone."""
     fp = block_footprint(target, block)
     c0, c1 = block["cols"]
-    return (mvms * fp.reads_per_mvm < 4 * target.xbar_rows and 2 * fp.rows > target.xbar_rows
-            and 2 * fp.cols > target.xbar_cols and c1 - c0 >= 2)
+    return mvms * fp.reads_per_mvm < 4 * target.xbar_rows and is_big_block(target, fp.rows, fp.cols) and c1 - c0 >= 2
+
+
+def holds_a_crossbar_alone(target: Target, mvms: int, block) -> bool:
+    """A big block pack may not halve: no other big block shares its crossbar."""
+    fp = block_footprint(target, block)
+    return is_big_block(target, fp.rows, fp.cols) and not splittable_big_block(target, mvms, block)
 
 
 def max_lanes(target: Target, block) -> int:
@@ -157,6 +162,22 @@ def pool_target(target: Target, block) -> Target:
     return target.pool(block_pool(target, block)) if target.pools else target
 
 
+def copy_name(layer: str, block_name: str, copy: int) -> str:
+    """The name of copy `copy` of the copy-0 block `block_name` of `layer` (`%L.b3` -> `%L.c2.b3`)."""
+    return block_name if copy == 0 else f"{layer}.c{copy}.{block_name[len(layer) + 1:]}"
+
+
+def is_big_block(target: Target, rows: int, cols: int) -> bool:
+    """Over half a crossbar in both directions: no two such blocks share a crossbar."""
+    return 2 * rows > target.xbar_rows and 2 * cols > target.xbar_cols
+
+
+def leaves_no_room(target: Target, rows: int, cols: int, min_rows: int, min_cols: int) -> bool:
+    """Whether a rows x cols block leaves no room in its crossbar for a block of at least
+    min_rows x min_cols (it fits neither below nor beside it)."""
+    return min_rows > target.xbar_rows - rows and min_cols > target.xbar_cols - cols
+
+
 def weight_cells(target: Target, layer) -> int:
     """Cells that hold this layer's weights (one copy), bit slices and sign columns included."""
     return layer["groups"] * layer["rows"] * layer["cols"] * target.cols_per_weight
@@ -164,8 +185,7 @@ def weight_cells(target: Target, layer) -> int:
 
 def max_cols_per_block(target: Target) -> int:
     """Logical weight columns that fit one crossbar width."""
-    offset = 1 if target.signed_weights == "offset" else 0
-    return (target.xbar_cols - offset) // target.cols_per_weight
+    return (target.xbar_cols - target.offset_cols) // target.cols_per_weight
 
 
 def crossbars_lower_bound(target: Target, total_cells: int) -> int:

@@ -60,6 +60,8 @@ def _is(kind: str, value) -> bool:
     raise AssertionError(kind)
 
 
+RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}  # gate matrices per cell kind (nn.rnn's `cell`)
+
 TYPE_TEXT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
              "ints": "a list of integers", "strs": "a list of strings", "range": "a range [lo, hi] with 0 <= lo < hi"}
 

@@ -17,8 +17,7 @@ import math
 from dataclasses import dataclass
 
 from cimc.ir import Module, Op
-
-RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+from cimc.ops import RNN_GATES
 
 
 def matrix_view(op: Op, defs: dict[str, Op]) -> dict[str, int]:

@@ -251,12 +251,17 @@ class Target:
         """Memo of `cimc.mapping.footprint` results for this target."""
         return {}
 
+    @property
+    def offset_cols(self) -> int:
+        """Columns a block adds for its weights' sign: the reference column of the "offset"
+        encoding (one per block), none otherwise."""
+        return 1 if self.signed_weights == "offset" else 0
+
     # ---- peak figures, derived from the component numbers ------------------------------
     @functools.cached_property
     def weights_per_xbar(self) -> int:
         """Weights one crossbar holds: its rows times the weight columns that fit its width."""
-        offset = 1 if self.signed_weights == "offset" else 0
-        return self.xbar_rows * ((self.xbar_cols - offset) // self.cols_per_weight)
+        return self.xbar_rows * ((self.xbar_cols - self.offset_cols) // self.cols_per_weight)
 
     @functools.cached_property
     def xbar_mvm_ns(self) -> float:
@@ -366,12 +371,12 @@ class Target:
         except ValueError as e:
             raise TargetError(f"{where}: 'pools' = {self.pools!r}: {e}") from None
         for rows, cols, _ in pools:
-            if self.cols_per_weight + (1 if self.signed_weights == "offset" else 0) > cols:
+            if self.cols_per_weight + self.offset_cols > cols:
                 raise TargetError(f"{where}: pool {rows}x{cols} cannot hold one weight "
                                   f"({self.cols_per_weight} columns).")
         if self.noc not in NOC_KINDS:
             raise TargetError(f"{where}: 'noc' must be one of {', '.join(NOC_KINDS)}, got '{self.noc}'.")
-        if self.cols_per_weight + (1 if self.signed_weights == "offset" else 0) > self.xbar_cols:
+        if self.cols_per_weight + self.offset_cols > self.xbar_cols:
             raise TargetError(
                 f"{where}: one weight needs {self.cols_per_weight} columns "
                 f"({self.weight_bits}-bit weights in {self.cell_bits}-bit cells, "

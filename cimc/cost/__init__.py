@@ -49,12 +49,37 @@ from __future__ import annotations
 
 from cimc.cost.bounds import longest_paths, shared_work_bound
 from cimc.cost.evaluate import evaluate, reprogramming_cost
-from cimc.cost.loads import (COMPONENTS, Loads, buffer_bytes, digital_tiles, mapping_loads, period_floor_ns,
-                             spread_tiles, tiles_in_use)
-from cimc.cost.network import (home_tiles, network_links, network_period_ns, network_traffic,
-                               placed_network_period_ns, router_hops)
-from cimc.cost.timing import (best_mvm_ns, block_load_ns, block_mvm_ns, block_mvm_parts, block_read_ns, block_share,
-                              copy_share, footprint_read_ns, layout_family, one_lane, partition_mvm_ns)
+from cimc.cost.loads import (
+                             COMPONENTS,
+                             Loads,
+                             buffer_bytes,
+                             digital_tiles,
+                             mapping_loads,
+                             period_floor_ns,
+                             spread_tiles,
+                             tiles_in_use,
+)
+from cimc.cost.network import (
+                             home_tiles,
+                             network_links,
+                             network_period_ns,
+                             network_traffic,
+                             placed_network_period_ns,
+                             router_hops,
+)
+from cimc.cost.timing import (
+                             best_mvm_ns,
+                             block_load_ns,
+                             block_mvm_ns,
+                             block_mvm_parts,
+                             block_read_ns,
+                             block_share,
+                             copy_share,
+                             footprint_read_ns,
+                             layout_family,
+                             one_lane,
+                             partition_mvm_ns,
+)
 
 __all__ = [
     "evaluate", "reprogramming_cost", "longest_paths", "shared_work_bound", "COMPONENTS", "Loads", "buffer_bytes",

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+
+from cimc.cost.timing import best_mvm_ns, footprint_read_ns, one_lane
 from cimc.ir import Module
 from cimc.mapping import (
     block_footprint,
     footprint,
+    leaves_no_room,
     splittable_big_block,
     weight_cells,
 )
-from cimc.cost.timing import footprint_read_ns, one_lane, best_mvm_ns
+
 
 def shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict | None = None) -> float:
     """A period bound for crossbars that cannot share: a block that leaves no room beside it
@@ -53,7 +56,7 @@ def shared_work_bound(t, blocks: dict, defs: dict, budget: int, families: dict |
                 + [f[4] for f in families.values()])
 
     def no_room(fp) -> bool:
-        return min_r > t.xbar_rows - fp.rows and min_c > t.xbar_cols - fp.cols
+        return leaves_no_room(t, fp.rows, fp.cols, min_r, min_c)
 
     work = sum(defs[name]["mvms"] * f[0] for name, f in families.items())
     alone = []  # (w, extra work e when halved or None when it cannot be, the halves' (w, crossbars))

@@ -5,7 +5,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+
 from cimc import facts
+from cimc.cost.bounds import longest_paths, shared_work_bound
+from cimc.cost.loads import (
+    COMPONENTS,
+    buffer_bytes,
+    digital_tiles,
+    mapping_loads,
+    spread_tiles,
+    tiles_in_use,
+)
+from cimc.cost.network import home_tiles, network_period_ns, network_traffic
+from cimc.cost.timing import best_mvm_ns, layout_family, one_lane, partition_mvm_ns
 from cimc.ir import Module
 from cimc.mapping import (
     WEIGHT_KINDS,
@@ -18,10 +30,7 @@ from cimc.mapping import (
 )
 from cimc.ops import DIGITAL_KINDS
 from cimc.report import LayerCost, Report
-from cimc.cost.timing import one_lane, best_mvm_ns, layout_family, partition_mvm_ns
-from cimc.cost.loads import COMPONENTS, mapping_loads, digital_tiles, spread_tiles, tiles_in_use, buffer_bytes
-from cimc.cost.network import network_period_ns, home_tiles, network_traffic
-from cimc.cost.bounds import shared_work_bound, longest_paths
+
 
 def nj(parts: dict) -> dict:
     return {k: v * 1e-3 for k, v in parts.items()}

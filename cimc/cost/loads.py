@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from typing import NamedTuple
+
+from cimc.cost.timing import block_load_ns, block_mvm_parts, block_share
 from cimc.ir import Module, Op
 from cimc.ops import DIGITAL_KINDS
-from cimc.cost.timing import block_share, block_load_ns, block_mvm_parts
 
 COMPONENTS = ("adc", "dac_and_periphery", "array", "digital", "buffer", "network", "static")
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+
+from cimc.cost.loads import spread_tiles
+from cimc.cost.timing import block_share
 from cimc.ir import Module, Op
 from cimc.mapping import (
     block_footprint,
 )
-from cimc.cost.timing import block_share
-from cimc.cost.loads import spread_tiles
+
 
 def network_links(t) -> int:
     """Directed links of one chip's network: a bus is one; a mesh of routers on the

@@ -10,6 +10,7 @@ from cimc.mapping import (
 )
 from cimc.plans import all_layouts, plan_blocks, plan_shapes, shape_block
 
+
 def copy_share(mvms: int, copies: int, copy: int) -> int:
     """MVMs that copy `copy` of `copies` performs (the first `mvms % copies` take one more)."""
     return mvms // copies + (1 if copy < mvms % copies else 0)

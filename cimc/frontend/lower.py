@@ -17,11 +17,11 @@ from cimc.frontend.tables import (
     MOVE_OPS,
     NORM_OPS,
     REDUCE_OPS,
-    RNN_GATES,
     SOFTMAX_OPS,
     WINDOW_POOL_OPS,
 )
 from cimc.ir import Op
+from cimc.ops import RNN_GATES
 
 
 @dataclass

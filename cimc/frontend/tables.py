@@ -1,4 +1,4 @@
-"""Which ONNX ops cimc reads and what each becomes: aliases, activations, element-wise, pooling, reductions, norms, softmax, data movement, interpolation, shape-only ops, RNN gate counts."""
+"""Which ONNX ops cimc reads and what each becomes: aliases, activations, element-wise, pooling, reductions, norms, softmax, data movement, interpolation, shape-only ops."""
 
 from __future__ import annotations
 
@@ -51,4 +51,3 @@ INTERP_OPS = {"Resize", "Upsample"}
 SHAPE_ONLY_OPS = {"Shape", "Size"}
 
 
-RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}

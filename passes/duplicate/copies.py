@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS
+from cimc.mapping import WEIGHT_KINDS, copy_name
 
 
 def with_compact_copies(module: Module, copies: dict[str, int]) -> Module:
@@ -65,6 +65,6 @@ def with_copies(module: Module, copies: dict[str, int]) -> Module:
             layer = op.operands[0]
             for k in range(1, copies.get(layer, 1)):
                 for b in pending[layer]:
-                    out.append(Op(b.kind, f"{layer}.c{k}.{b.result[len(layer) + 1:]}", b.operands,
+                    out.append(Op(b.kind, copy_name(layer, b.result, k), b.operands,
                                   b.with_attrs(copy=k).attrs))
     return module.with_ops(out)

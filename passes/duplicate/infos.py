@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from cimc.cost import block_mvm_ns
 from cimc.ir import Module, Op
-from cimc.mapping import WEIGHT_KINDS, block_footprint, splittable_big_block
+from cimc.mapping import (
+    WEIGHT_KINDS,
+    block_footprint,
+    holds_a_crossbar_alone,
+)
 from cimc.plans import plan_shapes, shape_block
 
 TIME_UNITS_PER_NS = 100  # CP-SAT works in integers: 0.01 ns
@@ -37,8 +41,7 @@ def layer_info(t, op: Op, bs, whole_crossbars: bool = False) -> LayerInfo:
     fps = [block_footprint(t, b) for b in bs]
     times = [block_mvm_ns(t, b) for b in bs]
     # blocks too big to share a crossbar with each other (pack may halve light ones)
-    big = sum(1 for f, b in zip(fps, bs) if 2 * f.rows > t.xbar_rows and 2 * f.cols > t.xbar_cols
-              and not splittable_big_block(t, op["mvms"], b))
+    big = sum(1 for b in bs if holds_a_crossbar_alone(t, op["mvms"], b))
     cells = len(bs) * t.cells_per_xbar if whole_crossbars else sum(f.cells for f in fps)
     return LayerInfo(op.result, op["mvms"], max(times), sum(times), cells, 0 if whole_crossbars else big, tuple(bs))
 
@@ -65,7 +68,6 @@ def plan_info(t, op: Op, plan, lanes: int, whole_crossbars: bool) -> LayerInfo:
         tb = block_mvm_ns(t, b)
         mvm, total = max(mvm, tb), total + n * tb
         cells += n * (t.cells_per_xbar if whole_crossbars else fp.cells)
-        if not whole_crossbars and 2 * fp.rows > t.xbar_rows and 2 * fp.cols > t.xbar_cols \
-                and not splittable_big_block(t, op["mvms"], b):
+        if not whole_crossbars and holds_a_crossbar_alone(t, op["mvms"], b):
             big += n
     return LayerInfo(op.result, op["mvms"], mvm, total, cells, big, ())

@@ -14,6 +14,7 @@ from cimc.passes.pack.rules import allowed_together
 
 from cimc.errors import Infeasible
 from cimc.ir import Module
+from cimc.mapping import is_big_block
 
 
 def first_fit(options, t, items, cap, layer_cap, neighbours, budget):
@@ -76,7 +77,7 @@ def layer_caps(module: Module, items: list[Item]) -> dict[str, float]:
 def crossbar_lower_bound(t, items, cap) -> int:
     cells = sum(i.h * i.w for i in items)
     load = sum(i.load_ns for i in items)
-    big = sum(1 for i in items if 2 * i.h > t.xbar_rows and 2 * i.w > t.xbar_cols)
+    big = sum(1 for i in items if is_big_block(t, i.h, i.w))
     return max(math.ceil(cells / t.cells_per_xbar), math.ceil(load / cap - EPS) if cap else 1, big, 1)
 
 

@@ -40,11 +40,6 @@ def items_of(module: Module) -> list[Item]:
     return items
 
 
-def copy_name(layer: str, block: Op, copy: int) -> str:
-    """Name of copy `copy` of a copy-0 block."""
-    return block.result if copy == 0 else f"{layer}.c{copy}.{block.result[len(layer) + 1:]}"
-
-
 @dataclass(frozen=True)
 class FillPlan:
     """What water-filling found: the crossbars it opened, the crossbar of every block (by

@@ -6,12 +6,12 @@ import heapq
 from collections import defaultdict
 
 from cimc.passes.duplicate.infos import layer_infos
-from cimc.passes.pack.items import EPS, copy_name, items_of, with_shares
+from cimc.passes.pack.items import EPS, items_of, with_shares
 from cimc.passes.pack.rules import any_room, crossbar_rules
 
 from cimc.cost import block_mvm_ns
 from cimc.ir import Module
-from cimc.mapping import block_footprint
+from cimc.mapping import block_footprint, copy_name
 
 
 def relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light=(),
@@ -67,14 +67,14 @@ def relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, n
         shares[i.name][k] -= move
         shares[i.name].append(move)
         for b in i.blocks:
-            jd = where[copy_name(i.name, b, k)][0]
+            jd = where[copy_name(i.name, b.result, k)][0]
             load[jd] -= move * block_mvm_ns(t, b)
             heapq.heappush(busiest, (-load[jd], jd))
             heapq.heappush(heap, (load[jd], jd))
         for b, j, r, c in spots:
             fp = block_footprint(t, b)
             bins[j].place(r, c, fp.rows, fp.cols)
-            where[copy_name(i.name, b, new_copy)] = (j, r, c)
+            where[copy_name(i.name, b.result, new_copy)] = (j, r, c)
             count[j] += 1
             held[j][i.name].add(new_copy)
         for j, tj in taken.items():
@@ -101,7 +101,7 @@ def relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, n
         if not movable:
             break
         _, _, k, i = movable[0]
-        on_d = sum(block_mvm_ns(t, b) for b in i.blocks if where[copy_name(i.name, b, k)][0] == d)
+        on_d = sum(block_mvm_ns(t, b) for b in i.blocks if where[copy_name(i.name, b.result, k)][0] == d)
         gain = lambda taken: min(int((load[d] - load[j]) / (tj + on_d)) for j, tj in taken.items())  # noqa: E731
         if not split(i, k, d, gain, lambda best, tb: best is None or load[best[0]] + 2 * tb > load[d], load[d]):
             break

@@ -7,12 +7,12 @@ import math
 from collections import defaultdict
 
 from cimc.passes.maxrects import Crossbar
-from cimc.passes.pack.items import EPS, FillPlan, copy_name
+from cimc.passes.pack.items import EPS, FillPlan
 from cimc.passes.pack.relieve import relieve_crossbars
 from cimc.passes.pack.rules import any_room, crossbar_rules
 
 from cimc.cost import block_mvm_ns
-from cimc.mapping import block_footprint
+from cimc.mapping import block_footprint, copy_name, leaves_no_room
 
 
 def waterfill(options, t, infos, period: float, budget: int, neighbours: dict | None = None,
@@ -86,8 +86,7 @@ def waterfill_once(options, t, infos, period: float, budget: int, neighbours: di
         min_r = min(block_footprint(t, b).rows for _, b in blocks)
         min_c = min(block_footprint(t, b).cols for _, b in blocks)
         reserved = sum(math.ceil(i.mvms * block_mvm_ns(t, b) / period * (1 - EPS)) for i in heavy for b in i.blocks
-                       if min_r > t.xbar_rows - block_footprint(t, b).rows
-                       and min_c > t.xbar_cols - block_footprint(t, b).cols)
+                       if leaves_no_room(t, block_footprint(t, b).rows, block_footprint(t, b).cols, min_r, min_c))
     light_cells = sum(block_footprint(t, b).cells for _, b in blocks)
     if blocks and facts is not None and reserved + light_cells / cells <= budget:
         facts["reserved"] = reserved  # (where the light cells fit beside them at all)
@@ -196,7 +195,7 @@ def waterfill_once(options, t, infos, period: float, budget: int, neighbours: di
                 load[j] += share * tj
                 heapq.heappush(heap, (load[j], j))
             for b, j, r, c in spots:
-                where[copy_name(i.name, b, copy)] = (j, r, c)
+                where[copy_name(i.name, b.result, copy)] = (j, r, c)
             shares[i.name].append(share)
             for j in chosen:
                 on_bin[j].append((i, copy))
