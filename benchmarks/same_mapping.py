@@ -60,6 +60,17 @@ def write(out: Path) -> None:
     (out / "times.tsv").write_text("\n".join(rows) + "\n")
 
 
+# texts that changed on purpose and mean the same: compared as equal, and said so
+RENAMED = [("GREEDY (water-filling)", "GREEDY (slowest layer first)")]  # duplicate's status (issue 17)
+
+
+def _text(path: Path) -> str:
+    text = path.read_text()
+    for old, new in RENAMED:
+        text = text.replace(old, new)
+    return text
+
+
 def diff(a: Path, b: Path) -> None:
     times = [{k: float(v) for k, v in (line.split("\t") for line in (d / "times.tsv").read_text().split("\n") if line)}
              for d in (a, b)]
@@ -67,10 +78,11 @@ def diff(a: Path, b: Path) -> None:
     print("| case | same text | compile s before | after |")
     print("|---|---|---|---|")
     for case in times[0]:
-        eq = (a / f"{case}.cim").read_text() == (b / f"{case}.cim").read_text() if case in times[1] else False
+        eq = _text(a / f"{case}.cim") == _text(b / f"{case}.cim") if case in times[1] else False
         same += eq
         print(f"| {case} | {'yes' if eq else 'NO'} | {times[0][case]:.2f} | {times[1].get(case, float('nan')):.2f} |")
-    print(f"\n{same} of {len(times[0])} cases give the same mapping text; total compile "
+    print(f"\n{same} of {len(times[0])} cases give the same mapping text (renamed on purpose: "
+          f"{'; '.join(f'{o!r} -> {n!r}' for o, n in RENAMED)}); total compile "
           f"{sum(times[0].values()):.1f} s before, {sum(times[1].values()):.1f} s after")
 
 

@@ -17,7 +17,13 @@ from cimc.cost.loads import (
     tiles_in_use,
 )
 from cimc.cost.network import home_tiles, network_period_ns, network_traffic
-from cimc.cost.timing import best_mvm_ns, layout_family, one_lane, partition_mvm_ns
+from cimc.cost.timing import (
+    best_mvm_ns,
+    digital_ns,
+    layout_family,
+    one_lane,
+    partition_mvm_ns,
+)
 from cimc.ir import Module
 from cimc.mapping import (
     WEIGHT_KINDS,
@@ -162,16 +168,16 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
             parts["digital"] += ops * t.digital_op_pj
             energy_pj = sum(parts.values())
             where = op_tiles.get(op.result) or in_use
-            compute_ns = ops / (t.digital_ops_per_ns * len(where))  # split evenly over its tiles
+            compute_ns = digital_ns(t, ops, len(where))  # split evenly over its tiles
             if ops:
                 for tile in where:
                     digital_load[tile] += compute_ns
             latency = max(compute_ns, traffic_ns)
-            base_ns[op.result] = max(ops / (t.digital_ops_per_ns * base_tiles), buffer_ns)
+            base_ns[op.result] = max(digital_ns(t, ops, base_tiles), buffer_ns)
             # a scheduled digital op streams: after its input's last row it needs one row's
             # time, which at best is split over every tile of the chips
             rows = op["shape"][2] if len(op["shape"]) == 4 else 1
-            bound_ns[op.result] = max(ops / (t.digital_ops_per_ns * t.tiles * chips_used), buffer_ns) / max(rows, 1)
+            bound_ns[op.result] = max(digital_ns(t, ops, t.tiles * chips_used), buffer_ns) / max(rows, 1)
             layers.append(LayerCost(op.result, op.kind, 0, 0, 0, 0, 0, 0, 0, latency, energy_pj * 1e-3,
                                     fn=op.get("fn", ""), energy_breakdown_nj=nj(parts), buffer_ns=buffer_ns,
                                     network_ns=network_ns))
@@ -203,9 +209,9 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     period_ns = max(max(period_parts.values()), 1e-9)
     period_set_by = max(period_parts, key=lambda k: period_parts[k])
     period_bound_ns = max(block_read_work_ns / budget, shared_work_bound(t, blocks, defs, budget, families), longest_mvm_ns,
-                          digital_ops_total / (t.digital_ops_per_ns * t.tiles * chips_used),
+                          digital_ns(t, digital_ops_total, t.tiles * chips_used),
                           facts.get(module, "period_bound_ns"), buffer_bound_ns, 1e-9)
-    base_period_ns = max(base_period_ns, digital_ops_total / (t.digital_ops_per_ns * base_tiles), buffer_bound_ns, 1e-9)
+    base_period_ns = max(base_period_ns, digital_ns(t, digital_ops_total, base_tiles), buffer_bound_ns, 1e-9)
     # one inference passes every resource: it takes no less than the work the busiest one does
     # for it (ops that share a tile's digital units or a crossbar do not overlap on it)
     latency_ns = max(latency_ns, period_ns)

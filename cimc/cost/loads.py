@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import NamedTuple
 
-from cimc.cost.timing import block_load_ns, block_mvm_parts, block_share
+from cimc.cost.timing import block_load_ns, block_mvm_parts, block_share, digital_ns
 from cimc.ir import Module, Op
 from cimc.ops import DIGITAL_KINDS
 
@@ -144,4 +144,4 @@ def period_floor_ns(module: Module) -> float:
         buffer = max(buffer, buffer_bytes(op, defs, data_bytes) / t.buffer_bytes_per_ns)
         if op.kind in DIGITAL_KINDS:
             digital += op["ops"]
-    return max(buffer, digital / (t.digital_ops_per_ns * t.tiles))
+    return max(buffer, digital_ns(t, digital, t.tiles))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from cimc.ir import Op
 from cimc.mapping import (
     block_footprint,
     footprint,
     max_lanes,
 )
+from cimc.ops import DIGITAL_KINDS
 from cimc.plans import all_layouts, plan_blocks, plan_shapes, shape_block
 
 
@@ -116,3 +119,18 @@ def block_mvm_parts(target, block: Op) -> tuple[float, float, float]:
     return (n * fp.rows * target.row_read_pj / lanes,
             n * fp.rows * fp.active_cols * target.cell_read_fj * 1e-3 / lanes,
             fp.reads_per_mvm * fp.active_cols * target.adc_conversion_pj / lanes)
+
+
+def digital_ops(module) -> int:
+    """The element operations of an inference's digital ops."""
+    return sum(op.get("ops", 0) for op in module.ops if op.kind in DIGITAL_KINDS)
+
+
+def digital_ns(target, ops: float, tiles: int) -> float:
+    """Time the digital units of `tiles` tiles take for `ops` element operations split evenly."""
+    return ops / (target.digital_ops_per_ns * tiles)
+
+
+def tiles_for_digital(target, ops: float, period_ns: float) -> int:
+    """The fewest tiles whose digital units do `ops` element operations within `period_ns`."""
+    return math.ceil(ops / (target.digital_ops_per_ns * period_ns) * (1 - 1e-9))

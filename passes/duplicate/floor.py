@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 from cimc.passes.duplicate.infos import LayerInfo
 
 from cimc.cost import period_floor_ns
+from cimc.cost.timing import digital_ns, digital_ops, tiles_for_digital
 from cimc.ir import Module
-from cimc.ops import DIGITAL_KINDS
 
 
 def digital_keeps_up(module: Module):
@@ -16,12 +14,12 @@ def digital_keeps_up(module: Module):
     the cells of the fewest crossbars whose tiles' digital units do the digital work of an
     inference within it. Fewer would make the digital units set the period."""
     t = module.target
-    digital = sum(op["ops"] for op in module.ops if op.kind in DIGITAL_KINDS)
+    digital = digital_ops(module)
 
     def least(period_ns: float) -> int:
         if not digital or period_ns <= 0:
             return 0
-        tiles = math.ceil(digital / (t.digital_ops_per_ns * period_ns) * (1 - 1e-9))
+        tiles = tiles_for_digital(t, digital, period_ns)
         return tiles * t.xbars_per_tile_all * t.cells_per_xbar
 
     return least
@@ -44,8 +42,7 @@ def no_faster_than_the_floor(module: Module, infos: list[LayerInfo], copies: dic
         fewer[i.name] = min(copies.get(i.name, 1), max(1, -(-i.mvms // per_copy)))
     if compact:
         xbars = sum(fewer[i.name] * len(i.blocks) for i in infos)
-        digital = sum(op["ops"] for op in module.ops if op.kind in DIGITAL_KINDS)
-        if digital / (t.digital_ops_per_ns * -(-xbars // t.xbars_per_tile_all)) > floor * (1 + 1e-9):
+        if digital_ns(t, digital_ops(module), -(-xbars // t.xbars_per_tile_all)) > floor * (1 + 1e-9):
             return copies, goal_ns, facts
     facts = dict(facts, status=f"{facts['status']}; copies cut to the period floor {floor:.4g} ns "
                                 "(buffer traffic or digital units)")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import bisect
-import math
 from collections import defaultdict
 
 from cimc.passes.pack.items import FillPlan, items_of, with_shares
 
 from cimc import facts as module_facts
 from cimc.cost import evaluate
+from cimc.cost.timing import digital_ops, tiles_for_digital
 from cimc.ir import Module, Op
-from cimc.ops import DIGITAL_KINDS
 
 
 def mapping_score(module: Module) -> tuple:
@@ -37,14 +36,14 @@ def tile_maps(options, module: Module, items, where, renumber) -> list:
     maps = [lambda idx: (idx // per, idx % per)]
     if not options.spread or used > t.xbars or t.pools:
         return maps
-    digital = sum(op.get("ops", 0) for op in module.ops if op.kind in DIGITAL_KINDS)
+    digital = digital_ops(module)
     if not digital:
         return maps
     load: dict[int, float] = defaultdict(float)
     for k, it in enumerate(items):
         load[where[k][0]] += it.load_ns
     busiest = max(load.values(), default=0.0)
-    need = min(t.tiles, max(least, math.ceil(digital / (t.digital_ops_per_ns * busiest) - 1e-9))) \
+    need = min(t.tiles, max(least, tiles_for_digital(t, digital, busiest))) \
         if busiest > 0 else least
     if need > least:
         first = [n * used // need for n in range(need + 1)]  # first crossbar of each tile
