@@ -78,15 +78,12 @@ class Op:
     operands: tuple[str, ...] = ()
     attrs: tuple[tuple[str, AttrValue], ...] = ()
 
-    # Derived from the op's own fields only (never from a target or other ops), so computing
-    # them once is not state: an analysis that depends on more lives outside the op.
-    @functools.cached_property
-    def _by_key(self) -> dict:
-        return dict(self.attrs)
-
-    @functools.cached_property
-    def namespace(self) -> str:  # read on every walk over the ops
-        return self.kind.split(".", 1)[0]
+    def __post_init__(self):
+        # Derived from the op's own fields only, once, as it is made (never from a target or
+        # other ops, and never written later): an analysis that depends on more lives outside
+        # the op (cimc.analyses, or a table keyed by the op).
+        self.__dict__["_by_key"] = dict(self.attrs)
+        self.__dict__["namespace"] = self.kind.split(".", 1)[0]  # read on every walk over the ops
 
     @staticmethod
     def make(kind: str, result: str | None, operands: Iterable[str] = (), **attrs) -> "Op":
