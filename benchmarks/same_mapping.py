@@ -1,6 +1,6 @@
 """Mapping texts of every model in benchmarks/mapping.py, to compare two commits.
 
-    .venv/bin/python benchmarks/same_mapping.py write DIR    # one .cim per case, and times.tsv
+    .venv/bin/python benchmarks/same_mapping.py write DIR    # per case its .cim and report .json; times.tsv
     .venv/bin/python benchmarks/same_mapping.py diff A B     # which cases differ, compile times side by side
 
 A restructuring that should not change what cimc maps is checked by writing DIR at the commit it
@@ -12,6 +12,7 @@ baseline's crossbar count), plus the `fast` pipeline on the zoo.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -51,10 +52,13 @@ def write(out: Path) -> None:
         try:
             r = cimc.compile(model, target, passes, budget=budget)
             text = r.text()
+            report = json.loads(r.to_json())
+            report.pop("compile_s", None)
         except cimc.CimcError as e:
-            text = f"error: {e}\n"
+            text, report = f"error: {e}\n", {}
         seconds = time.perf_counter() - t0
         (out / f"{case}.cim").write_text(text)
+        (out / f"{case}.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
         rows.append(f"{case}\t{seconds:.3f}")
         print(rows[-1], flush=True)
     (out / "times.tsv").write_text("\n".join(rows) + "\n")
@@ -75,10 +79,11 @@ def diff(a: Path, b: Path) -> None:
     times = [{k: float(v) for k, v in (line.split("\t") for line in (d / "times.tsv").read_text().split("\n") if line)}
              for d in (a, b)]
     same = 0
-    print("| case | same text | compile s before | after |")
+    print("| case | same mapping text and report | compile s before | after |")
     print("|---|---|---|---|")
     for case in times[0]:
-        eq = _text(a / f"{case}.cim") == _text(b / f"{case}.cim") if case in times[1] else False
+        eq = case in times[1] and all(_text(a / f"{case}{ext}") == _text(b / f"{case}{ext}") for ext in (".cim", ".json")
+                                      if (a / f"{case}{ext}").exists())
         same += eq
         print(f"| {case} | {'yes' if eq else 'NO'} | {times[0][case]:.2f} | {times[1].get(case, float('nan')):.2f} |")
     print(f"\n{same} of {len(times[0])} cases give the same mapping text (renamed on purpose: "
