@@ -7,15 +7,14 @@ from collections import defaultdict
 
 from cimc.passes.duplicate.infos import layer_infos
 from cimc.passes.pack.items import EPS, items_of, with_shares
-from cimc.passes.pack.rules import any_room, crossbar_rules
+from cimc.passes.pack.rules import OpenCrossbars, any_room
 
 from cimc.cost import block_mvm_ns
 from cimc.ir import Module
 from cimc.mapping import block_footprint, copy_name
 
 
-def relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, new_bin, may_hold, budget, light=(),
-             rounds=20000, rank=None):
+def relieve_crossbars(t, state: OpenCrossbars, light=(), rounds=20000, rank=None):
     """After water-filling, move MVMs into new copies placed in free spots.
 
     1. Relieve: the busiest crossbar gives part of the share of a heavy copy on it to a
@@ -28,6 +27,8 @@ def relieve_crossbars(t, bins, load, count, held, where, shares, on_bin, heap, n
        runs as long as its largest copy, so this shortens layers (latency), and it
        fills cells (utilization).
     Neither step ever raises the period."""
+    bins, load, count, held, where, shares = state.bins, state.load, state.count, state.held, state.where, state.shares
+    on_bin, heap, new_bin, may_hold = state.on_bin, state.heap, state.new_bin, state.may_hold
     rank = rank or {name: n for n, name in enumerate(shares)}  # layers in module order: ties never by name
 
     def copy_time(i):
@@ -140,7 +141,7 @@ def relieve_packing(options, module: Module, items, bins, where, budget: int, ne
     count = [0] * len(bins)
     held: list[dict[str, set]] = [defaultdict(set) for _ in bins]
     on_bin: dict[int, list] = defaultdict(list)
-    places = {}
+    places: dict = {}
     for k, it in enumerate(items):
         j = where[k][0]
         load[j] += it.load_ns
@@ -154,11 +155,10 @@ def relieve_packing(options, module: Module, items, bins, where, budget: int, ne
     heap = [(ld, j) for j, ld in enumerate(load)]
     heapq.heapify(heap)
 
-    new_bin, may_hold = crossbar_rules(options, t, budget, neighbours, bins, load, count, held, heap)
-
+    state = OpenCrossbars.start(options, t, budget, neighbours, bins=bins, load=load, count=count, held=held,
+                                heap=heap, where=places, shares=shares, on_bin=on_bin)
     before = sum(len(v) for v in shares.values())
-    relieve_crossbars(t, bins, load, count, held, places, shares, on_bin, heap, new_bin, may_hold, budget,
-                  rank={name: n for n, name in enumerate(infos)})
+    relieve_crossbars(t, state, rank={name: n for n, name in enumerate(infos)})
     if sum(len(v) for v in shares.values()) == before:
         return None
     m = with_shares(module, {n: v for n, v in shares.items() if len(v) > 1})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
 
 from cimc.passes.maxrects import Crossbar
 from cimc.passes.pack.items import EPS, Item
@@ -31,6 +33,40 @@ def crossbar_rules(options, t, budget: int, neighbours: dict, bins, load, count,
         return not (neighbours and neighbours.get(layer, set()) & set(held[j]))
 
     return new_bin, may_hold
+
+
+@dataclass
+class OpenCrossbars:
+    """The crossbars water-filling and relieving fill: each one's rectangles (`bins`), load
+    (ns per inference), block count and the (layer -> copies) it holds; a heap of (load,
+    crossbar) with stale entries dropped lazily; where each block went and each layer's copy
+    shares; the one-block heavy copies on each crossbar (`on_bin`). `new_bin` opens one more
+    crossbar of the budget (None when it is spent); `may_hold` applies the pass options."""
+
+    budget: int
+    bins: list = field(default_factory=list)
+    load: list = field(default_factory=list)
+    count: list = field(default_factory=list)
+    held: list = field(default_factory=list)
+    heap: list = field(default_factory=list)
+    where: dict = field(default_factory=dict)
+    shares: dict = field(default_factory=dict)
+    on_bin: dict = field(default_factory=lambda: defaultdict(list))
+    new_bin: Callable = None
+    may_hold: Callable = None
+
+    @staticmethod
+    def start(options, t, budget: int, neighbours: dict | None, **filled) -> "OpenCrossbars":
+        state = OpenCrossbars(budget, **filled)
+        state.new_bin, state.may_hold = crossbar_rules(options, t, budget, neighbours, state.bins, state.load,
+                                                       state.count, state.held, state.heap)
+        return state
+
+    def put(self, j: int, r: int, c: int, fp, layer: str, copy: int) -> None:
+        """Place a block of footprint `fp` of (layer, copy) at (r, c) of crossbar j (its load apart)."""
+        self.bins[j].place(r, c, fp.rows, fp.cols)
+        self.count[j] += 1
+        self.held[j][layer].add(copy)
 
 
 # -- the constructive packer -------------------------------------------------------
