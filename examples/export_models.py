@@ -8,6 +8,7 @@ Weights are random (seeded): the compiler needs only the graph and weight shapes
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,8 +27,11 @@ def export(name: str, out_dir: Path = HERE) -> Path:
     torch.manual_seed(0)
     model = build().eval()
     path = out_dir / f"{name}.onnx"
-    torch.onnx.export(model, (torch.randn(*shape),), str(path), opset_version=17, dynamo=False,
-                      input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "batch"}})
+    with warnings.catch_warnings():  # the TorchScript exporter on purpose (no onnxscript needed): not its notices
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(model, (torch.randn(*shape),), str(path), opset_version=17, dynamo=False,
+                          input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "batch"}})
     return path
 
 

@@ -204,32 +204,38 @@ def _default_signals():
         signal.signal(sig, signal.SIG_DFL)
 
 
+# In the child: the pack pass says it has started (a marker file) and then works on (sleeps), so the
+# interrupt lands in the middle of the compile whatever the machine's load; then the real CLI runs.
+_PAUSED_COMPILE = """
+import pathlib, sys, time
+import cimc.passes.pack as pack
+real = pack.PackPass.run
+def run(self, module):
+    pathlib.Path(sys.argv[1]).write_text("packing")
+    for _ in range(1200):  # 60 s at most: the test interrupts long before
+        time.sleep(0.05)
+    return real(self, module)
+pack.PackPass.run = run
+from cimc.search.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def test_interrupted_compile_keeps_the_previous_output(tmp_path):
     """Ctrl-C in the middle of a compile: exit 130, a message, the old output untouched, no temp file."""
     import signal
     import time
 
-    def cpu_s(pid: int) -> float:  # user + system CPU time of a process (Linux)
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    # the imports' own CPU time, so that the interrupt lands in the compile whatever the load
-    # (wall time is not enough on a busy machine: a Ctrl-C during imports is another matter)
-    imports = subprocess.Popen([sys.executable, "-c", "import cimc, cimc.cli, time; time.sleep(30)"])
-    before = -1.0
-    while (now := cpu_s(imports.pid)) != before or now == 0:
-        before = now
-        time.sleep(0.5)
-    imports.kill()
-    imports.wait()
     out = tmp_path / "out.cim"
     out.write_text("previous mapping\n")
-    p = subprocess.Popen([sys.executable, "-m", "cimc", "compile", str(zoo("densenet121")), "-o", str(out)],
+    marker = tmp_path.parent / f"{tmp_path.name}.packing"
+    p = subprocess.Popen([sys.executable, "-c", _PAUSED_COMPILE, str(marker), "compile", str(zoo("squeezenet")),
+                          "-o", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     deadline = time.monotonic() + 120
-    while cpu_s(p.pid) < now + 1.5 and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # imports done, the compile is running (it takes several CPU seconds)
-    assert p.poll() is None, "the compile ended before it could be interrupted"
+    while not marker.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the compile has reached the pack pass
+    assert marker.exists() and p.poll() is None, "the compile did not reach the pack pass"
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err

@@ -2,6 +2,7 @@
 fake-quantisation reference, bit-serial reads vs the collapsed arithmetic, variation."""
 
 import io
+import warnings
 import math
 
 import numpy as np
@@ -22,8 +23,12 @@ def export(net, shape, bn=False) -> onnx.ModelProto:
     net.eval()
     buf = io.BytesIO()
     mode = torch.onnx.TrainingMode.PRESERVE if bn else torch.onnx.TrainingMode.EVAL
-    torch.onnx.export(net, (torch.zeros(shape),), buf, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}},
-                      training=mode, do_constant_folding=not bn)
+    with warnings.catch_warnings():  # the TorchScript exporter, on purpose (as cimc.export_onnx): its own notices
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(net, (torch.zeros(shape),), buf, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}}, training=mode, do_constant_folding=not bn)
     return onnx.load_from_string(buf.getvalue())
 
 

@@ -93,7 +93,9 @@ def copy_fields(src, dst, skip: str) -> None:
     for field, value in src.ListFields():
         if field.name == skip:
             continue
-        if field.label == field.LABEL_REPEATED:
+        # protobuf 6.31+ deprecates `label` for `is_repeated`; older releases have only `label`
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        if repeated:
             getattr(dst, field.name).extend(value)
         elif field.type == field.TYPE_MESSAGE:
             getattr(dst, field.name).CopyFrom(value)
