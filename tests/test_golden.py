@@ -1,11 +1,19 @@
 """Golden files for passes: tests/golden/NAME.in.cim (first line `// passes: ...`) run
 through those passes must print exactly as NAME.out.cim. Regenerate the outputs after a
-deliberate change with CIMC_UPDATE_GOLDEN=1 and review the diff."""
+deliberate change with CIMC_UPDATE_GOLDEN=1 and review the diff.
+
+The duplicate, pack and schedule goldens pin CP-SAT's exact answers (deterministic: one
+worker, a fixed seed, deterministic time limits), which hold for one OR-Tools release line:
+the one pyproject.toml pins (`ortools>=9.15,<9.16`). Moving the pin means regenerating them.
+"""
 
 import os
+import re
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 import cimc
 
@@ -16,6 +24,13 @@ CASES = sorted(p.name[: -len(".in.cim")] for p in GOLDEN.glob("*.in.cim"))
 def test_there_are_golden_cases():
     assert {"lower", "partition", "partition_serial", "partition_per_group", "place", "cost", "duplicate", "pack",
             "schedule"} <= set(CASES)
+
+
+def test_the_installed_ortools_is_the_release_line_the_goldens_hold_for():
+    pin = re.search(r'"ortools([^"]+)"', (Path(__file__).parent.parent / "pyproject.toml").read_text()).group(1)
+    assert version("ortools") in SpecifierSet(pin), (
+        f"OR-Tools {version('ortools')} is outside {pin}: CP-SAT may answer differently; regenerate the goldens "
+        "(CIMC_UPDATE_GOLDEN=1), review them, and move the pin")
 
 
 @pytest.mark.parametrize("case", CASES)

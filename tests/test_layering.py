@@ -142,3 +142,14 @@ def test_heavy_modules_are_the_ones_that_pull_torch_or_ortools_in():
     heavy = _heavy()
     assert {"cimc.passes.solver", "cimc.onnx_torch", "cimc.search.supernet"} <= heavy
     assert not {"cimc.ir", "cimc.cost", "cimc.passes.pack", "cimc.api"} & heavy
+
+
+def test_every_package_is_named_in_pyproject():
+    """A package left out of `[tool.setuptools] packages` is missing from a wheel (editable
+    installs do not notice)."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(cimc[\w.]*)"', re.search(r"packages = \[([^\]]*)\]", text).group(1)))
+    packages = {m for m, p in _modules() if p.name == "__init__.py"}
+    assert packages <= listed, f"add to pyproject.toml's packages: {sorted(packages - listed)}"
