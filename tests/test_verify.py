@@ -198,3 +198,85 @@ def test_few_box_overlap_test_agrees_with_the_array_test(boxes):
         assert a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
     if boxes:
         assert (_overlapping(np.array(boxes, dtype=np.int64)) is not None) == clash
+
+
+# ---- names the text can hold, facts between passes ------------------------------------------
+
+@pytest.mark.parametrize("name", ["a b", "x{", "", "%y", "a\nb"])
+def test_value_names_the_text_cannot_hold_are_refused(placed, name):
+    """A name the printer cannot print back is refused (it once verified, then failed to parse)."""
+    i = _index(placed, lambda op: op.kind == "nn.input")
+    m = _replace(placed, i, Op(placed.ops[i].kind, name, (), placed.ops[i].attrs))
+    with pytest.raises(VerifyError, match="cannot be written as mapping-IR text"):
+        verify(m)
+
+
+def test_a_module_name_the_text_cannot_hold_is_refused(placed):
+    import dataclasses
+
+    with pytest.raises(VerifyError, match="module name"):
+        verify(dataclasses.replace(placed, name="my net"))
+
+
+def test_every_weight_kind_without_each_required_attribute_is_a_verify_error(placed):
+    """Required attributes are checked before any per-op check reads them (no KeyError)."""
+    from cimc.ops import OPS
+
+    for i, op in enumerate(placed.ops):
+        for key in OPS[op.kind].required:
+            m = _replace(placed, i, op.with_attrs(**{key: None}))
+            with pytest.raises(VerifyError, match=f"missing attribute '{key}'"):
+                verify(m)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("budget", "lots", "must be an integer"), ("budget", -3, "at least 0"), ("period_target_ns", "x", "finite number"),
+    ("input_density", 1.5, "between 0 and 1"), ("pool_budgets", "0:12;1:4", "pool:crossbars"),
+    ("pool_budgets", "0:1,0:2", "twice"), ("duplicate_status", "DONE", "must start with one of"),
+    ("duplicate_objective", "speed", "one of throughput, latency"), ("stream_inferences", 0, "at least 1"),
+    ("made_up", 1, "unknown module attribute")])
+def test_bad_module_facts_are_refused(placed, key, value, message):
+    with pytest.raises(VerifyError, match=message):
+        verify(placed.with_ops(placed.ops, **{key: value}))
+
+
+def test_a_bad_fact_in_a_hand_edited_file_names_its_line_and_column(placed, tmp_path):
+    from cimc.errors import MappingSyntaxError
+
+    text = cimc.print_module(placed.with_ops(placed.ops, budget=12))
+    bad = text.replace("budget = 12", 'budget = "lots"', 1)
+    with pytest.raises(MappingSyntaxError) as e:
+        cimc.parse(bad, filename="edited.cim")
+    assert e.value.line == 1 and e.value.column == bad.splitlines()[0].index("budget") + 1
+    assert "module attribute 'budget' must be an integer" in str(e.value)
+
+
+def test_cimc_opt_on_a_bad_fact_is_a_user_error_not_an_internal_one(placed, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "edited.cim"
+    path.write_text(cimc.print_module(placed.with_ops(placed.ops, period_target_ns=5.0))
+                    .replace("period_target_ns = 5.0", 'period_target_ns = "x"', 1))
+    p = subprocess.run([sys.executable, "-m", "cimc", "opt", str(path), "--passes", "cost"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert "period_target_ns" in p.stderr and "Traceback" not in p.stderr
+
+
+@given(st.fixed_dictionaries({}, optional={
+    "budget": st.integers(0, 10 ** 6), "period_target_ns": st.floats(0, 1e9), "input_density": st.floats(0, 1),
+    "duplicate_status": st.sampled_from(["OPTIMAL", "GREEDY (slowest layer first)", "ONE_COPY (no room)",
+                                         "pool 0: OPTIMAL; pool 1: FEASIBLE; copies cut"]),
+    "pool_budgets": st.dictionaries(st.integers(0, 3), st.integers(0, 99), min_size=1).map(
+        lambda d: ",".join(f"{k}:{v}" for k, v in d.items()))}))
+@settings(max_examples=40, deadline=None)
+def test_good_facts_verify_print_and_parse_back(placed, facts):
+    from cimc import facts as module_facts
+
+    m = placed.with_ops(placed.ops, **facts)
+    verify(m)
+    back = cimc.parse(cimc.print_module(m))
+    assert back == m
+    for key in facts:
+        assert module_facts.get(back, key) == module_facts.get(m, key)
