@@ -24,12 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cimc.targets import Target
-
 from cimc.errors import PipelineError, VerifyError
 from cimc.ir import Module, Op
 from cimc.mapping import WEIGHT_KINDS, xbar_full_area_um2
 from cimc.plans import choose_layout
+from cimc.targets import Target
 
 GROUPED = ("auto", "diag", "serial", "per-group", "dense")
 

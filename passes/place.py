@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cimc.passes.duplicate.copies import expand_copies
-
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
 from cimc.mapping import block_pool, require_blocks
+from cimc.passes.duplicate.copies import expand_copies
 
 
 @dataclass(frozen=True)

@@ -268,8 +268,9 @@ def check_schedule(jobs: list[_Job], span: Span, k: int) -> list[str]:
 
 
 def _cp_sat(jobs: list[_Job], k: int, time_limit: float):
-    from cimc.passes.solver import deterministic_solver
     from ortools.sat.python import cp_model
+
+    from cimc.passes.solver import deterministic_solver
 
     u = lambda ns: int(math.ceil(ns * UNITS_PER_NS - 1e-9))  # noqa: E731
     # the hint: the list schedule of the same jobs with every time rounded up to whole units,

@@ -15,10 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from cimc.search.results import check_output, load_front, show
-
 from cimc import cli as core
 from cimc.errors import CimcError
+from cimc.search.results import check_output, load_front, show
 
 EPILOG = """examples:
   cimc search examples/search/quick.toml --trials 12 --seed 0 --out runs/quick/

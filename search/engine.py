@@ -34,13 +34,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cimc
+from cimc.errors import CimcError
 from cimc.search.evaluators import Evaluator, SearchData, Train
 from cimc.search.knobs import SpaceError
 from cimc.search.results import Progress, Result, write_outputs
 from cimc.search.space import CHIP_METRICS, Chip, Space, check_goals, check_options
-
-import cimc
-from cimc.errors import CimcError
 
 INFEASIBLE = 1e30  # the objective value an infeasible candidate is told (it is never on a front)
 

@@ -26,12 +26,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-from cimc.search.families import Family, Shape
-from cimc.search.knobs import SpaceError
-from cimc.targets import load_target
 
 from cimc import files
 from cimc.data import Dataset, load_dataset
+from cimc.search.families import Family, Shape
+from cimc.search.knobs import SpaceError
+from cimc.targets import load_target
 
 
 def cache_dir() -> Path:

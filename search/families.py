@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from cimc.search.knobs import Knob, SpaceError, knob
 from torch import nn
+
+from cimc.search.knobs import Knob, SpaceError, knob
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cimc import files
+from cimc.errors import CimcError
+from cimc.pipeline import parse_pipeline
 from cimc.search.evaluators import Evaluator, Train, from_table
 from cimc.search.families import Family, family
 from cimc.search.knobs import Knob, SpaceError, knob
 from cimc.targets import Target, load_target
-
-from cimc import files
-from cimc.errors import CimcError
-from cimc.pipeline import parse_pipeline
 
 # Figures a candidate can be judged by. Chip figures are of the chip its hardware knobs define
 # (all of its tiles), whatever part of it a mapping fills.

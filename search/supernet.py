@@ -22,9 +22,10 @@ import random
 
 import numpy as np
 import torch
-from cimc.search.knobs import SpaceError
 from torch import nn
 from torch.func import functional_call
+
+from cimc.search.knobs import SpaceError
 
 
 def sliced(name: str, big: torch.Tensor, shape: torch.Size) -> torch.Tensor:

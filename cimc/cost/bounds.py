@@ -1,4 +1,5 @@
-"""Lower bounds that hold whatever duplicate and pack choose: the shared-work bound on the period, the longest paths for latency."""
+"""Lower bounds that hold whatever duplicate and pack choose: the shared-work bound on the period,
+the longest paths for latency."""
 
 from __future__ import annotations
 

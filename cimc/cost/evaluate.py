@@ -1,4 +1,5 @@
-"""`evaluate`: a mapped Module's report (latency, throughput, energy, area, utilization, and each figure's bound), and what reprogramming one chip would cost instead of more chips."""
+"""`evaluate`: a mapped Module's report (latency, throughput, energy, area, utilization, and each
+figure's bound), and what reprogramming one chip would cost instead of more chips."""
 
 from __future__ import annotations
 

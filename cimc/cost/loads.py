@@ -1,4 +1,5 @@
-"""Loads: what each crossbar, layer and tile does per inference (`mapping_loads`), the tiles a digital op runs on, and the period floor the digital units and buffers set."""
+"""Loads: what each crossbar, layer and tile does per inference (`mapping_loads`), the tiles a
+digital op runs on, and the period floor the digital units and buffers set."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The on-chip network: where each layer's data lives (home tiles), the byte-hops an inference moves over the links, and the period the network sets."""
+"""The on-chip network: where each layer's data lives (home tiles), the byte-hops an inference
+moves over the links, and the period the network sets."""
 
 from __future__ import annotations
 

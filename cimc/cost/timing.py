@@ -1,4 +1,6 @@
-"""Time of one block: a read (`footprint_read_ns`), one MVM, the load its copy's share of the layer's MVMs puts on its crossbar; the even split of MVMs over copies (`copy_share`); the least MVM time any lanes or layout give (for bounds)."""
+"""Time of one block: a read (`footprint_read_ns`), one MVM, the load its copy's share of the
+layer's MVMs puts on its crossbar; the even split of MVMs over copies (`copy_share`); the least
+MVM time any lanes or layout give (for bounds)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The canonical order of ops: isomorphic graphs give the same ops in the same order, whatever their names (colour refinement over operands and users, twins individualised one at a time)."""
+"""The canonical order of ops: isomorphic graphs give the same ops in the same order, whatever
+their names (colour refinement over operands and users, twins individualised one at a time)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The ONNX graph's structure: names the mapping-IR text can hold, a topological order, the checks every graph must pass."""
+"""The ONNX graph's structure: names the mapping-IR text can hold, a topological order, the checks
+every graph must pass."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One ONNX node to cimc ops: arity checked against the schema, attributes read, the op kind and attributes the IR wants."""
+"""One ONNX node to cimc ops: arity checked against the schema, attributes read, the op kind and
+attributes the IR wants."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Reading a model: a path, bytes or ModelProto, decoded with clear errors; external data refused before it is opened."""
+"""Reading a model: a path, bytes or ModelProto, decoded with clear errors; external data refused
+before it is opened."""
 
 from __future__ import annotations
 

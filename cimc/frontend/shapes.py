@@ -1,4 +1,5 @@
-"""Shapes: the opset, fixed input shapes, ONNX shape inference, and where it stops, running the graph on zero weights; constant folding of shape-only ops."""
+"""Shapes: the opset, fixed input shapes, ONNX shape inference, and where it stops, running the
+graph on zero weights; constant folding of shape-only ops."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Which ONNX ops cimc reads and what each becomes: aliases, activations, element-wise, pooling, reductions, norms, softmax, data movement, interpolation, shape-only ops."""
+"""Which ONNX ops cimc reads and what each becomes: aliases, activations, element-wise, pooling,
+reductions, norms, softmax, data movement, interpolation, shape-only ops."""
 
 from __future__ import annotations
 

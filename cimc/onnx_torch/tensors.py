@@ -1,4 +1,5 @@
-"""Tensor helpers of the interpreter: ONNX dtypes to torch, node attributes, padding as ONNX defines it, convolution and pooling."""
+"""Tensor helpers of the interpreter: ONNX dtypes to torch, node attributes, padding as ONNX
+defines it, convolution and pooling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""One crossbar MVM as the chip computes it: inputs quantised and cut into DAC digits, each block read slice by slice (or collapsed to one product where no ADC clips), partial sums converted, row parts added digitally."""
+"""One crossbar MVM as the chip computes it: inputs quantised and cut into DAC digits, each block
+read slice by slice (or collapsed to one product where no ADC clips), partial sums converted,
+row parts added digitally."""
 
 from __future__ import annotations
 

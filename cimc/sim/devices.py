@@ -1,4 +1,6 @@
-"""Devices and precision: cell variation (`Variation`), the bit widths a simulation uses (`Precision`), weights quantised, sliced into cells, programmed with variation, and read back as effective weights."""
+"""Devices and precision: cell variation (`Variation`), the bit widths a simulation uses
+(`Precision`), weights quantised, sliced into cells, programmed with variation, and read back as
+effective weights."""
 
 from __future__ import annotations
 

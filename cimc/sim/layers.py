@@ -1,4 +1,5 @@
-"""The simulated layers: each weight layer of the mapping with its blocks (where its weights sit), its constants, and its programmed cells."""
+"""The simulated layers: each weight layer of the mapping with its blocks (where its weights sit),
+its constants, and its programmed cells."""
 
 from __future__ import annotations
 

@@ -40,6 +40,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from cimc import facts as module_facts
+from cimc.errors import Infeasible, PipelineError
+from cimc.ir import Module
+from cimc.mapping import require_blocks
 from cimc.passes.duplicate.copies import with_compact_copies, with_copies, with_lanes
 from cimc.passes.duplicate.floor import digital_keeps_up, no_faster_than_the_floor
 from cimc.passes.duplicate.greedy import slowest_first_copies
@@ -47,11 +51,6 @@ from cimc.passes.duplicate.infos import OTHER_LAYOUT_GAIN, TIGHT, layer_infos
 from cimc.passes.duplicate.layouts import layout_alternatives, plan_ops, with_layouts
 from cimc.passes.duplicate.solve import solve_copies
 from cimc.passes.pools import run_per_pool
-
-from cimc import facts as module_facts
-from cimc.errors import Infeasible, PipelineError
-from cimc.ir import Module
-from cimc.mapping import require_blocks
 
 
 @dataclass(frozen=True)

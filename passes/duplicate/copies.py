@@ -1,4 +1,5 @@
-"""Copies in the mapping IR: copy blocks (`with_copies`), compact copies as a layer attribute and their expansion, lanes."""
+"""Copies in the mapping IR: copy blocks (`with_copies`), compact copies as a layer attribute and
+their expansion, lanes."""
 
 from __future__ import annotations
 

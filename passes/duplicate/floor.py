@@ -1,12 +1,12 @@
-"""The period floor: copies that make crossbars faster than the tiles' digital units can keep up with buy nothing, and are cut back."""
+"""The period floor: copies that make crossbars faster than the tiles' digital units can keep up
+with buy nothing, and are cut back."""
 
 from __future__ import annotations
-
-from cimc.passes.duplicate.infos import LayerInfo
 
 from cimc.cost import period_floor_ns
 from cimc.cost.timing import digital_ns, digital_ops, tiles_for_digital
 from cimc.ir import Module
+from cimc.passes.duplicate.infos import LayerInfo
 
 
 def digital_keeps_up(module: Module):

@@ -1,4 +1,5 @@
-"""Copies without a solver, slowest layer first: the slowest layer gets its next useful copy count while cells and crossbars for big blocks allow."""
+"""Copies without a solver, slowest layer first: the slowest layer gets its next useful copy count
+while cells and crossbars for big blocks allow."""
 
 from __future__ import annotations
 

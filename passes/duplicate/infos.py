@@ -1,4 +1,5 @@
-"""What duplicate knows of a layer: its MVMs, the time of one MVM, the cells and the big blocks of one copy (`LayerInfo`), for a layer as partitioned or in another layout."""
+"""What duplicate knows of a layer: its MVMs, the time of one MVM, the cells and the big blocks of
+one copy (`LayerInfo`), for a layer as partitioned or in another layout."""
 
 from __future__ import annotations
 

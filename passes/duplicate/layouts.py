@@ -1,14 +1,14 @@
-"""Other layouts for grouped layers: the variants a layer may take, the mapping with them, and back to the partition's."""
+"""Other layouts for grouped layers: the variants a layer may take, the mapping with them, and back
+to the partition's."""
 
 from __future__ import annotations
-
-from cimc.passes.duplicate.infos import layer_info, plan_info
 
 from cimc.ir import Module, Op
 from cimc.mapping import (
     WEIGHT_KINDS,
     max_lanes,
 )
+from cimc.passes.duplicate.infos import layer_info, plan_info
 from cimc.plans import all_layouts, plan_blocks, plan_shapes, shape_block
 
 

@@ -1,15 +1,15 @@
-"""Copies by CP-SAT: one candidate per layer (copy count, lanes, layout) under the cell and big-block limits, minimising the period or the longest path."""
+"""Copies by CP-SAT: one candidate per layer (copy count, lanes, layout) under the cell and big-
+block limits, minimising the period or the longest path."""
 
 from __future__ import annotations
 
 import math
 
-from cimc.passes.duplicate.greedy import slowest_first_copies
-from cimc.passes.duplicate.infos import TIME_UNITS_PER_NS, LayerInfo
-
 from cimc.cost import evaluate
 from cimc.errors import Infeasible
 from cimc.ir import Module
+from cimc.passes.duplicate.greedy import slowest_first_copies
+from cimc.passes.duplicate.infos import TIME_UNITS_PER_NS, LayerInfo
 
 
 def copy_candidates(mvms: int, max_copies: int) -> list[tuple[int, int]]:
@@ -66,8 +66,9 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     take instead of its own (other layouts, several lanes); a copy of k lanes doing q MVMs
     takes ceil(q / k) reads of k MVMs each. The tags chosen (where not the layer's own
     blocks) are in facts["choice"]."""
-    from cimc.passes.solver import deterministic_solver
     from ortools.sat.python import cp_model
+
+    from cimc.passes.solver import deterministic_solver
 
     t = module.target
     cap_cells = int(fill * budget * t.cells_per_xbar)

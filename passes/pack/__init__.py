@@ -1,23 +1,34 @@
 """pack: place every block (copies included) on crossbars, several per crossbar.
 
-Blocks of any layers share a crossbar at non-overlapping rectangles. A crossbar's reads
-are serial, so its load (the sum of its blocks' loads: MVMs x MVM time) must stay within
-the period the duplicate pass aimed at (`period_target_ns`; without it, the longest
-block load, so packing never slows the pipeline down).
+Blocks of any layers share a crossbar at non-overlapping rectangles. A crossbar's reads are
+serial, so its load (the sum of its blocks' loads: MVMs x MVM time) sets the period.
 
-Method: MaxRects best-short-side-fit, blocks in decreasing order of their larger share of
-a crossbar (cells or load), each into the open crossbar where it fits best, else a new
-one. Small instances (`exact_blocks` or fewer) are then handed to CP-SAT (NoOverlap2D per
-crossbar over optional intervals, load per crossbar) to prove the count or use one fewer.
-When the blocks do not fit the budget, the copies are re-chosen with fewer cells (by the
-duplicate pass's own model) and packed again, at most `retries` times; the last resort is
-one copy per layer; if even that does not fit, the model is `Infeasible`.
+With duplicate's throughput facts (`period_target_ns`, `duplicate_status`, `period_bound_ns`),
+pack re-chooses the copies itself while it packs (`period.search_period`): it bisects the
+period between the proven bound (or the digital units' floor) and duplicate's target, and at
+each period water-fills (`waterfill`): light layers first, one copy each, then the heavy
+layers' copies poured into the time left, each taking the MVMs (its `share`) the time allows;
+the fewest crossbars that reach the period win, the network's period is balanced against the
+crossbars', and relieving (`relieve`) hands MVMs of the busiest crossbar to new copies in
+free spots. Without those facts (latency, or a hand-made mapping) the blocks are packed first
+fit (`firstfit`: MaxRects best-short-side-fit, larger share of a crossbar first), re-choosing
+fewer copies at most `retries` times when the budget is short; one copy per layer is the last
+resort, and if even that does not fit, the model is `Infeasible`. Small instances
+(`exact_blocks` or fewer) go to CP-SAT (`exact`) to prove the crossbar count or use one
+fewer. Emission (`emit`) maps crossbars to tiles (in order, spread, round robin; the cost
+model scores them), writes `map.place`, and `spread` adds `map.digital` spreads where the
+tiles' digital units would set the period.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cimc import facts as module_facts
+from cimc.cost import period_floor_ns
+from cimc.errors import PipelineError
+from cimc.ir import Module
+from cimc.mapping import require_blocks
 from cimc.passes.digital import spread_digital
 from cimc.passes.duplicate.copies import expand_copies
 from cimc.passes.pack.emit import emit
@@ -26,12 +37,6 @@ from cimc.passes.pack.firstfit import crossbar_lower_bound, pack_with_retries
 from cimc.passes.pack.items import neighbours_of
 from cimc.passes.pack.period import search_period
 from cimc.passes.pools import run_per_pool
-
-from cimc import facts as module_facts
-from cimc.cost import period_floor_ns
-from cimc.errors import PipelineError
-from cimc.ir import Module
-from cimc.mapping import require_blocks
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
-"""Emission: crossbars to tiles (in order, spread, round robin; scored by the cost model), map.place ops, map.digital spreads."""
+"""Emission: crossbars to tiles (in order, spread, round robin; scored by the cost model),
+map.place ops, map.digital spreads."""
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
 
-from cimc.passes.pack.items import FillPlan, items_of, with_shares
-
 from cimc import facts as module_facts
 from cimc.cost import evaluate
 from cimc.cost.timing import digital_ops, tiles_for_digital
 from cimc.ir import Module, Op
+from cimc.passes.pack.items import FillPlan, items_of, with_shares
 
 
 def mapping_score(module: Module) -> tuple:

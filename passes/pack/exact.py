@@ -1,4 +1,5 @@
-"""CP-SAT packing of small instances: NoOverlap2D per crossbar over optional intervals, to prove the crossbar count or use one fewer."""
+"""CP-SAT packing of small instances: NoOverlap2D per crossbar over optional intervals, to prove
+the crossbar count or use one fewer."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from cimc.passes.pack.items import EPS
 
 # -- CP-SAT: can the blocks go into `k` crossbars? ----------------------------------
 def exact_packing(options, t, items, cap, k, layer_cap, neighbours):
-    from cimc.passes.solver import deterministic_solver
     from ortools.sat.python import cp_model
+
+    from cimc.passes.solver import deterministic_solver
 
     if k < 1:
         return None

@@ -1,20 +1,20 @@
-"""First fit (MaxRects best-short-side-fit) of blocks into crossbars, with retries that re-choose fewer copies when the budget is short."""
+"""First fit (MaxRects best-short-side-fit) of blocks into crossbars, with retries that re-choose
+fewer copies when the budget is short."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 
+from cimc.errors import Infeasible
+from cimc.ir import Module
+from cimc.mapping import is_big_block
 from cimc.passes.duplicate.copies import with_copies
 from cimc.passes.duplicate.infos import layer_infos
 from cimc.passes.duplicate.solve import solve_copies
 from cimc.passes.maxrects import Crossbar
 from cimc.passes.pack.items import EPS, Item, items_of
 from cimc.passes.pack.rules import allowed_together
-
-from cimc.errors import Infeasible
-from cimc.ir import Module
-from cimc.mapping import is_big_block
 
 
 def first_fit(options, t, items, cap, layer_cap, neighbours, budget):

@@ -1,15 +1,15 @@
-"""What pack places: blocks as items (size and load), copy names, shares, big light blocks cut in two, neighbour layers."""
+"""What pack places: blocks as items (size and load), copy names, shares, big light blocks cut in
+two, neighbour layers."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from cimc.passes.duplicate.copies import with_copies
-
 from cimc.cost import block_load_ns, block_share
 from cimc.ir import Module, Op
 from cimc.mapping import block_footprint, splittable_big_block
+from cimc.passes.duplicate.copies import with_copies
 
 EPS = 1e-6
 

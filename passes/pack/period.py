@@ -1,10 +1,15 @@
-"""The period search: bisect the period between the proven bound and duplicate's target for the fewest crossbars that reach it, network balance included."""
+"""The period search: bisect the period between the proven bound and duplicate's target for the
+fewest crossbars that reach it, network balance included."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 
+from cimc.cost import placed_network_period_ns
+from cimc.errors import Infeasible
+from cimc.ir import Module
+from cimc.mapping import WEIGHT_KINDS
 from cimc.passes.duplicate.copies import with_copies, with_lanes
 from cimc.passes.duplicate.infos import layer_infos
 from cimc.passes.duplicate.layouts import as_partitioned
@@ -19,11 +24,6 @@ from cimc.passes.pack.items import (
 )
 from cimc.passes.pack.relieve import relieve_packing
 from cimc.passes.pack.waterfill import waterfill
-
-from cimc.cost import placed_network_period_ns
-from cimc.errors import Infeasible
-from cimc.ir import Module
-from cimc.mapping import WEIGHT_KINDS
 
 
 def search_period(options, module: Module, period: float, budget: int, neighbours: dict, floor: float = 0.0,

@@ -1,17 +1,17 @@
-"""Relieving: when a crossbar's load is over the period, move or re-split the copies that make it so."""
+"""Relieving: when a crossbar's load is over the period, move or re-split the copies that make it
+so."""
 
 from __future__ import annotations
 
 import heapq
 from collections import defaultdict
 
-from cimc.passes.duplicate.infos import layer_infos
-from cimc.passes.pack.items import EPS, items_of, with_shares
-from cimc.passes.pack.rules import OpenCrossbars, any_room
-
 from cimc.cost import block_mvm_ns
 from cimc.ir import Module
 from cimc.mapping import block_footprint, copy_name
+from cimc.passes.duplicate.infos import layer_infos
+from cimc.passes.pack.items import EPS, items_of, with_shares
+from cimc.passes.pack.rules import OpenCrossbars, any_room
 
 
 def relieve_crossbars(t, state: OpenCrossbars, light=(), rounds=20000, rank=None):

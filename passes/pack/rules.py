@@ -1,4 +1,5 @@
-"""Which blocks may share a crossbar (the pass's options: blocks per crossbar, copies apart, neighbours apart), and whether any open crossbar has room for a block."""
+"""Which blocks may share a crossbar (the pass's options: blocks per crossbar, copies apart,
+neighbours apart), and whether any open crossbar has room for a block."""
 
 from __future__ import annotations
 

@@ -1,16 +1,16 @@
-"""Water-filling copies into crossbars: copies of the heaviest layers first, each into the crossbar where it fits, until the period holds or no room is left."""
+"""Water-filling copies into crossbars: copies of the heaviest layers first, each into the crossbar
+where it fits, until the period holds or no room is left."""
 
 from __future__ import annotations
 
 import heapq
 import math
 
+from cimc.cost import block_mvm_ns
+from cimc.mapping import block_footprint, copy_name, leaves_no_room
 from cimc.passes.pack.items import EPS, FillPlan
 from cimc.passes.pack.relieve import relieve_crossbars
 from cimc.passes.pack.rules import OpenCrossbars, any_room
-
-from cimc.cost import block_mvm_ns
-from cimc.mapping import block_footprint, copy_name, leaves_no_room
 
 
 def waterfill(options, t, infos, period: float, budget: int, neighbours: dict | None = None,
