@@ -66,8 +66,8 @@ def plan_info(t, op: Op, plan, lanes: int, whole_crossbars: bool) -> LayerInfo:
     for shape, n in plan_shapes(plan).items():
         b = shape_block(op.result, shape, lanes)
         fp = block_footprint(t, b)
-        tb = block_mvm_ns(t, b)
-        mvm, total = max(mvm, tb), total + n * tb
+        block_ns = block_mvm_ns(t, b)
+        mvm, total = max(mvm, block_ns), total + n * block_ns
         cells += n * (t.cells_per_xbar if whole_crossbars else fp.cells)
         if not whole_crossbars and holds_a_crossbar_alone(t, op["mvms"], b):
             big += n

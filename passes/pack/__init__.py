@@ -79,11 +79,11 @@ class PackPass:
             # no packing beats the proven bound (every cell of the budget allowed): where the
             # target packs at once, the search bisects down towards it
             lower = max(module_facts.get(module, "period_bound_ns"), floor)
-            module, items, bins, where, cap, method = search_period(self, module, max(period, floor), budget,
-                                                                          neighbours, floor, lower)
-            layer_cap = {}
+            packing = search_period(self, module, max(period, floor), budget, neighbours, floor, lower)
         else:
-            module, items, bins, where, cap, layer_cap, method = pack_with_retries(self, module, budget, objective, neighbours)
+            packing = pack_with_retries(self, module, budget, objective, neighbours)
+        module, items, bins, where, cap = packing.module, packing.items, packing.bins, packing.where, packing.period_ns
+        layer_cap, method = packing.layer_cap, packing.method
         status = "heuristic"
         lower = crossbar_lower_bound(t, items, cap)
         if len(bins) == lower:

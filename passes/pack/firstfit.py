@@ -13,7 +13,7 @@ from cimc.passes.duplicate.copies import with_copies
 from cimc.passes.duplicate.infos import layer_infos
 from cimc.passes.duplicate.solve import solve_copies
 from cimc.passes.maxrects import Crossbar
-from cimc.passes.pack.items import EPS, Item, items_of
+from cimc.passes.pack.items import EPS, Item, Packing, items_of
 from cimc.passes.pack.rules import allowed_together
 
 
@@ -101,7 +101,7 @@ def pack_with_retries(options, module: Module, budget, objective: str, neighbour
             else:  # not even sharing crossbars in time: say how many that takes
                 bins = raised[1]
         if budget is None or len(bins) <= budget:
-            return module, items, bins, where, cap, layer_cap, method
+            return Packing(module, items, bins, where, cap, method, layer_cap)
         attempt += 1
         infos = layer_infos(module)
         if objective != "latency" or attempt > options.retries + 1 or all(

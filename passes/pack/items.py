@@ -4,7 +4,7 @@ two, neighbour layers."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cimc.cost import block_load_ns, block_share
 from cimc.ir import Module, Op
@@ -38,6 +38,21 @@ def items_of(module: Module) -> list[Item]:
         n = block_share(b, defs[layer]["mvms"], copies[layer])
         items.append(Item(b, layer, b["copy"], fp.rows, fp.cols, block_load_ns(t, b, n)))
     return items
+
+
+@dataclass(frozen=True)
+class Packing:
+    """A packing of a module's blocks: its items, the crossbars (`bins`: their rectangles; None
+    where only the places are known), where each item went (item index -> (crossbar, row, col)),
+    the load every crossbar stays within, how it was found; per-layer load caps (latency)."""
+
+    module: Module
+    items: list
+    bins: list
+    where: dict
+    period_ns: float
+    method: str
+    layer_cap: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ fewest crossbars that reach it, network balance included."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 
@@ -18,6 +19,7 @@ from cimc.passes.pack.firstfit import pack_with_retries
 from cimc.passes.pack.items import (
     EPS,
     FillPlan,
+    Packing,
     items_of,
     split_big_light_blocks,
     with_shares,
@@ -56,7 +58,7 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
             [(original_split, layer_infos(original_split))] if original_split is not original else [])
 
     # one copy of every layer within the period: the most any variant needs
-    hi = max([period] + [i.mvms * i.mvm_ns for _, these in variants for i in these])
+    hi = max([period] + [i.mvms * i.mvm_ns for _, variant_infos in variants for i in variant_infos])
 
     def attempt(p: float):
         """(plan, module it refers to, period) or None. Tried as partitioned, and with
@@ -65,8 +67,8 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
         first, the other only when it does not pack."""
         nonlocal steps
         steps += 1
-        for n, (base, these) in enumerate(variants):
-            plan = waterfill(options, t, these, p, budget, neighbours)
+        for n, (base, variant_infos) in enumerate(variants):
+            plan = waterfill(options, t, variant_infos, p, budget, neighbours)
             if plan is not None:
                 if n:
                     variants.insert(0, variants.pop(n))
@@ -104,9 +106,9 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
         else:
             found = got
     plan, base, p = found
-    these = next(v for b, v in variants if b is base)
+    variant_infos = next(v for b, v in variants if b is base)
     if options.slack > 0:  # a slower period, for the fewest crossbars that take it
-        slower = fewest_crossbars(options, t, these, p * (1 + options.slack), budget, neighbours)
+        slower = fewest_crossbars(options, t, variant_infos, p * (1 + options.slack), budget, neighbours)
         if slower is not None and slower.bins < plan.bins:
             plan, p, budget = slower, p * (1 + options.slack), slower.bins
         else:
@@ -114,11 +116,11 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
     if p <= floor * (1 + 1e-6):  # at the floor: relieving crossbars with more copies buys nothing
         budget = plan.bins
     if t.noc_bytes_per_ns:  # more copies spread data further: stop where the network sets the pace
-        plan, p, budget, net_steps = network_balance(options, base, these, plan, p, budget, neighbours,
+        plan, p, budget, net_steps = network_balance(options, base, variant_infos, plan, p, budget, neighbours,
                                                            network(plan, base))
         steps += net_steps
     # the chosen packing again, now relieving the busiest crossbars with extra copies
-    plan = waterfill(options, t, these, p, budget, neighbours, relieve=True) or plan
+    plan = waterfill(options, t, variant_infos, p, budget, neighbours, relieve=True) or plan
     m = with_shares(base, plan.shares)
     items = items_of(m)
     where = {k: plan.where[it.op.result] for k, it in enumerate(items)}
@@ -133,7 +135,7 @@ def search_period(options, module: Module, period: float, budget: int, neighbour
         where = {k: (k, 0, 0) for k in range(len(items))}
         bins, method = [None] * len(items), "one block per crossbar (no better packing found)"
     m = m.with_ops(m.ops, period_target_ns=cap)
-    return m, items, bins, where, cap, method
+    return Packing(m, items, bins, where, cap, method)
 
 
 def fewest_crossbars(options, t, infos, period: float, budget: int, neighbours: dict):
@@ -171,20 +173,21 @@ def one_copy_each(options, module: Module, split_module: Module | None, budget: 
             except Infeasible as e:
                 error = error or e
                 continue
-            if best is None or got[4] < best[0][4] * (1 - 1e-9):
+            if best is None or got.period_ns < best[0].period_ns * (1 - 1e-9):
                 best = (got, note)
         if best is not None:
             break
     if best is None:
         raise error
-    (module, items, bins, where, cap, _, method), note = best
-    relieved = relieve_packing(options, module, items, bins, where, budget, neighbours)
+    packing, note = best
+    relieved = relieve_packing(options, packing.module, packing.items, packing.bins, packing.where, budget, neighbours)
     busiest = defaultdict(float)
-    for k, it in enumerate(items):
-        busiest[where[k][0]] += it.load_ns
-    if relieved is not None and relieved[4] <= max(busiest.values()) * (1 + 1e-9):  # never slower
-        return relieved[:5] + (method + note + ", one copy per layer, then copies in free spots",)
-    return module, items, bins, where, cap, method + note + ", one copy per layer"
+    for k, it in enumerate(packing.items):
+        busiest[packing.where[k][0]] += it.load_ns
+    if relieved is not None and relieved.period_ns <= max(busiest.values()) * (1 + 1e-9):  # never slower
+        return dataclasses.replace(relieved, method=packing.method + note + ", one copy per layer, then copies in "
+                                                                            "free spots")
+    return dataclasses.replace(packing, method=packing.method + note + ", one copy per layer", layer_cap={})
 
 
 def network_period(options, base: Module, plan: FillPlan) -> float:

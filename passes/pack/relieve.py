@@ -10,7 +10,7 @@ from cimc.cost import block_mvm_ns
 from cimc.ir import Module
 from cimc.mapping import block_footprint, copy_name
 from cimc.passes.duplicate.infos import layer_infos
-from cimc.passes.pack.items import EPS, items_of, with_shares
+from cimc.passes.pack.items import EPS, Packing, items_of, with_shares
 from cimc.passes.pack.rules import OpenCrossbars, any_room
 
 
@@ -43,7 +43,7 @@ def relieve_crossbars(t, state: OpenCrossbars, light=(), rounds=20000, rank=None
         taken: dict[int, float] = {}  # crossbar -> time per MVM of the new copy there
         spots = []
         for b in sorted(i.blocks, key=lambda b: -block_footprint(t, b).cells):
-            fp, tb = block_footprint(t, b), block_mvm_ns(t, b)
+            fp, block_ns = block_footprint(t, b), block_mvm_ns(t, b)
             best = None
             for j in sorted(set(j for _, j in heapq.nsmallest(32, heap)) - {avoid}):
                 if j in taken or bins[j].used_cells >= bins[j].rows * bins[j].cols or not may_hold(j, i.name, new_copy):
@@ -52,15 +52,15 @@ def relieve_crossbars(t, state: OpenCrossbars, light=(), rounds=20000, rank=None
                 if spot is not None and (best is None or (load[j], j) < (load[best[0]], best[0])):
                     best = (j, spot[1], spot[2])
             if best is None:  # none of the least loaded has room: the least loaded that has
-                got = any_room(bins, load, below * (1 - 2 * EPS), fp, tb, {}, shape_heaps,
+                got = any_room(bins, load, below * (1 - 2 * EPS), fp, block_ns, {}, shape_heaps,
                                          lambda j: j != avoid and j not in taken and may_hold(j, i.name, new_copy))
                 best = None if got is None else got[1:4]
-            if fresh_when(best, tb):
+            if fresh_when(best, block_ns):
                 fresh = new_bin()
                 best = (fresh, 0, 0) if fresh is not None else None
             if best is None:
                 return False
-            taken[best[0]] = tb  # one block of the copy per crossbar, so fits need no placing yet
+            taken[best[0]] = block_ns  # one block of the copy per crossbar, so fits need no placing yet
             spots.append((b, *best))
         move = min(shares[i.name][k] - 1, limit(taken))
         if move < 1:
@@ -104,7 +104,7 @@ def relieve_crossbars(t, state: OpenCrossbars, light=(), rounds=20000, rank=None
         _, _, k, i = movable[0]
         on_d = sum(block_mvm_ns(t, b) for b in i.blocks if where[copy_name(i.name, b.result, k)][0] == d)
         gain = lambda taken: min(int((load[d] - load[j]) / (tj + on_d)) for j, tj in taken.items())  # noqa: E731
-        if not split(i, k, d, gain, lambda best, tb: best is None or load[best[0]] + 2 * tb > load[d], load[d]):
+        if not split(i, k, d, gain, lambda best, block_ns: best is None or load[best[0]] + 2 * block_ns > load[d], load[d]):
             break
     d = top()
     period = load[d] if d is not None else 0.0
@@ -124,7 +124,7 @@ def relieve_crossbars(t, state: OpenCrossbars, light=(), rounds=20000, rank=None
         k = max(range(len(shares[n])), key=lambda c: (shares[n][c], -c))
         room = lambda taken: min([shares[n][k] // 2] + [int((period - load[j]) / tj)  # noqa: E731
                                                          for j, tj in taken.items()])
-        if split(i, k, None, room, lambda best, tb: False, period):
+        if split(i, k, None, room, lambda best, block_ns: False, period):
             heapq.heappush(queue, (-max(shares[n]) * copy_time(i), rank.get(n, len(rank)), n))
     for i in light:  # not spread: stays as placed, one copy
         if len(shares[i.name]) == 1:
@@ -167,4 +167,4 @@ def relieve_packing(options, module: Module, items, bins, where, budget: int, ne
     period = defaultdict(float)
     for k, it in enumerate(new_items):
         period[new_where[k][0]] += it.load_ns
-    return m, new_items, [None] * len(bins), new_where, max(period.values())
+    return Packing(m, new_items, [None] * len(bins), new_where, max(period.values()), "")

@@ -85,9 +85,9 @@ def allowed_together(options, item: Item, state: dict, cap: float, layer_cap: di
     return True
 
 
-def any_room(bins, load, period, fp, tb, chosen, heaps, may_hold):
+def any_room(bins, load, period, fp, block_ns, chosen, heaps, may_hold):
     """The crossbar with the most time left that has room for a block of footprint `fp`
-    taking `tb` per MVM (with this copy's blocks already `chosen` there), as a candidate
+    taking `block_ns` per MVM (with this copy's blocks already `chosen` there), as a candidate
     (key, crossbar, row, col, MVMs it has time for); None if there is none. Each block
     shape keeps a heap of the crossbars by load (`heaps`, filled once every crossbar of
     the budget is open), refreshed lazily: loads only grow and free space only shrinks,
@@ -105,9 +105,9 @@ def any_room(bins, load, period, fp, tb, chosen, heaps, may_hold):
         if ld != load[j]:  # stale: the crossbar has more load now
             heapq.heapreplace(heap, (load[j], j))
             continue
-        if limit - ld < tb:
+        if limit - ld < block_ns:
             break  # by load: no crossbar left has time for one more MVM
-        room = int((limit - ld) // (chosen.get(j, 0.0) + tb))
+        room = int((limit - ld) // (chosen.get(j, 0.0) + block_ns))
         if room < 1 or not may_hold(j):  # not for this copy; maybe for another
             kept.append(heapq.heappop(heap))
             continue
