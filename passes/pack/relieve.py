@@ -1,5 +1,5 @@
-"""Relieving: when a crossbar's load is over the period, move or re-split the copies that make it
-so."""
+"""Relieving, after water-filling: the busiest crossbar hands MVMs of a heavy copy to a new copy
+in free spots, and the longest layers spread into free cells; neither raises the period."""
 
 from __future__ import annotations
 

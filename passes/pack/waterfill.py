@@ -1,5 +1,5 @@
-"""Water-filling copies into crossbars: copies of the heaviest layers first, each into the crossbar
-where it fits, until the period holds or no room is left."""
+"""Water-filling at one period: light layers first (one copy each, best fit in cells and time),
+then the heavy layers' copies poured into the time left, each taking the MVMs that time allows."""
 
 from __future__ import annotations
 
