@@ -85,6 +85,16 @@ class Op:
         self.__dict__["_by_key"] = dict(self.attrs)
         self.__dict__["namespace"] = self.kind.split(".", 1)[0]  # read on every walk over the ops
 
+    @functools.cached_property
+    def block_dims(self) -> tuple:
+        """A `map.block`'s size from its own attributes: (groups, rows, cols, layout, lanes,
+        pool). The geometry (`cimc.mapping`) memoises footprints per target by it."""
+        a = self._by_key
+        g0, g1 = a["groups"]
+        r0, r1 = a["rows"]
+        c0, c1 = a["cols"]
+        return g1 - g0, r1 - r0, c1 - c0, a["layout"], a.get("lanes", 1), a.get("pool", 0)
+
     @staticmethod
     def make(kind: str, result: str | None, operands: Iterable[str] = (), **attrs) -> "Op":
         return Op(kind, result, tuple(operands), freeze_attrs(attrs))

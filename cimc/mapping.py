@@ -97,12 +97,15 @@ def weight_boxes(block, layer_cols: int) -> list[tuple[int, int, int, int, int, 
 
 
 def block_footprint(target: Target, block) -> Footprint:
-    """Footprint of a `map.block` op (remembered by the target, per block shape)."""
-    a = block._by_key  # a plain dict: this runs for every block many times per compile
-    g0, g1 = a["groups"]
-    r0, r1 = a["rows"]
-    c0, c1 = a["cols"]
-    return footprint(target, (g1 - g0) * a.get("lanes", 1), r1 - r0, c1 - c0, a["layout"])
+    """Footprint of a `map.block` op (remembered by the target, per block size: this runs for
+    every block many times per compile)."""
+    dims = block.block_dims
+    memo = target.footprint_memo
+    fp = memo.get(dims)
+    if fp is None:
+        groups, rows, cols, layout, lanes, _ = dims
+        fp = memo[dims] = footprint(target, groups * lanes, rows, cols, layout)
+    return fp
 
 
 def splittable_big_block(target: Target, mvms: int, block) -> bool:

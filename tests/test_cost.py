@@ -3,6 +3,8 @@
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cimc
 from cimc.ir import Module, Op
@@ -333,3 +335,32 @@ def test_halves_with_nothing_beside_them_lose_the_time_of_their_crossbars():
     assert _bound(m, 6) == pytest.approx(w_s / 2)
     r = cimc.opt(m.with_ops(m.ops, budget=6), "duplicate,pack,cost").report
     assert r.period_ns == pytest.approx(w_s / 2)  # met: the bound is tight here
+
+
+_LAYER = st.tuples(st.sampled_from([8, 16, 40, 64, 128, 200]), st.sampled_from([2, 8, 12, 32, 64]),
+                   st.integers(1, 800))
+
+
+@given(st.lists(_LAYER, min_size=1, max_size=6), st.integers(0, 8))
+@settings(max_examples=30, deadline=None)
+def test_the_shared_work_bound_holds_for_every_mapping_pack_finds_and_falls_with_the_budget(layers, extra):
+    """The bound behind every report's `gap`: never above the period of a mapping duplicate and
+    pack find, never below the plain work bound, and never higher on a larger budget."""
+    from cimc.cost import best_mvm_ns, mapping_loads
+
+    t = load_target("rram-128")
+    m = _separate_convs(t, [(f"l{i}", r, c, n) for i, (r, c, n) in enumerate(layers)])
+    blocks = mapping_loads(m).blocks
+    least = cimc.opt(m, "place,cost").report.crossbars_lower_bound
+    budget = least + extra
+    work = sum(op["mvms"] * best_mvm_ns(t, b) for bs in blocks.values() for b in bs
+               for op in [m.by_name()[b.operands[0]]])
+    bound = _bound(m, budget)
+    assert bound == 0.0 or bound >= work / budget * (1 - 1e-9)
+    assert _bound(m, budget + 3) <= max(bound, work / budget) * (1 + 1e-9)
+    try:
+        r = cimc.opt(m.with_ops(m.ops, budget=budget), "duplicate,pack,cost").report
+    except cimc.Infeasible:
+        return
+    assert bound <= r.period_ns * (1 + 1e-9)
+    assert r.period_lower_bound_ns <= r.period_ns * (1 + 1e-9)

@@ -56,18 +56,14 @@ def one_lane(block: Op) -> Op:
 def best_mvm_ns(target, block: Op) -> float:
     """The least time per MVM any number of lanes gives the block (for bounds that hold
     whatever lanes a mapping chooses)."""
-    memo = target.footprint_memo  # remembered by the target, per block shape
-    k = max_lanes(target, block)
-    a = block._by_key
-    g0, g1 = a["groups"]
-    r0, r1 = a["rows"]
-    c0, c1 = a["cols"]
-    key = ("best", g1 - g0, r1 - r0, c1 - c0, a["layout"], k)
+    memo = target.footprint_memo  # remembered by the target, per block size and pool
+    groups, rows, cols, layout, _, pool = block.block_dims
+    key = ("best", groups, rows, cols, layout, pool)
     best = memo.get(key)
     if best is None:
         best = memo[key] = min(
-            footprint_read_ns(target, footprint(target, (g1 - g0) * n, r1 - r0, c1 - c0, a["layout"])) / n
-            for n in range(1, k + 1))
+            footprint_read_ns(target, footprint(target, groups * n, rows, cols, layout)) / n
+            for n in range(1, max_lanes(target, block) + 1))
     return best
 
 
