@@ -270,7 +270,7 @@ def check_schedule(jobs: list[_Job], span: Span, k: int) -> list[str]:
 def _cp_sat(jobs: list[_Job], k: int, time_limit: float):
     from ortools.sat.python import cp_model
 
-    from cimc.passes.solver import deterministic_solver
+    from cimc.passes.solver import deterministic_solver, solve
 
     u = lambda ns: int(math.ceil(ns * UNITS_PER_NS - 1e-9))  # noqa: E731
     # the hint: the list schedule of the same jobs with every time rounded up to whole units,
@@ -320,7 +320,7 @@ def _cp_sat(jobs: list[_Job], k: int, time_limit: float):
             m.add_no_overlap(intervals)
     m.minimize(makespan)
     solver = deterministic_solver(time_limit)
-    status = solver.solve(m)
+    status = solve(solver, m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, solver.status_name(status)
     v = lambda var: solver.value(var) / UNITS_PER_NS  # noqa: E731

@@ -1,4 +1,4 @@
-"""The one way cimc's passes create a CP-SAT solver."""
+"""The one way cimc's passes create and run a CP-SAT solver."""
 
 from __future__ import annotations
 
@@ -17,3 +17,20 @@ def deterministic_solver(time_limit: float, presolve: bool = True) -> cp_model.C
     solver.parameters.max_deterministic_time = time_limit
     solver.parameters.cp_model_presolve = presolve
     return solver
+
+
+def solve(solver: cp_model.CpSolver, model: cp_model.CpModel) -> int:
+    """`solver.solve(model)`, where an internal failure of CP-SAT's presolve (OR-Tools 9.15
+    raises IndexError `absl::...::at` on some small packing models: google/or-tools#5288 is
+    the same family) is answered by solving again without presolve; if that fails too, the
+    status is UNKNOWN, which every caller already handles (a heuristic answer stands)."""
+    try:
+        return solver.solve(model)
+    except (IndexError, RuntimeError):
+        if not solver.parameters.cp_model_presolve:
+            return cp_model.UNKNOWN
+    solver.parameters.cp_model_presolve = False
+    try:
+        return solver.solve(model)
+    except (IndexError, RuntimeError):
+        return cp_model.UNKNOWN

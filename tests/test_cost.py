@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import cimc
@@ -341,11 +341,13 @@ _LAYER = st.tuples(st.sampled_from([8, 16, 40, 64, 128, 200]), st.sampled_from([
                    st.integers(1, 800))
 
 
-@given(st.lists(_LAYER, min_size=1, max_size=6), st.integers(0, 8))
-@settings(max_examples=30, deadline=None)
-def test_the_shared_work_bound_holds_for_every_mapping_pack_finds_and_falls_with_the_budget(layers, extra):
-    """The bound behind every report's `gap`: never above the period of a mapping duplicate and
-    pack find, never below the plain work bound, and never higher on a larger budget."""
+@given(st.lists(_LAYER, min_size=1, max_size=4), st.integers(0, 8))
+@example([(8, 2, 1), (8, 12, 233)], 1)  # duplicate's relaxation once counted c x the slowest copy's MVMs
+@settings(max_examples=25, deadline=None)
+def test_the_shared_work_bound_holds_for_every_mapping_pack_finds(layers, extra):
+    """The bound behind every report's `gap`: never below the plain work bound (where it
+    speaks), and never above the period of a mapping duplicate and pack find, at the budget
+    or at any larger one (a mapping within a budget is one within a larger budget too)."""
     from cimc.cost import best_mvm_ns, mapping_loads
 
     t = load_target("rram-128")
@@ -357,10 +359,21 @@ def test_the_shared_work_bound_holds_for_every_mapping_pack_finds_and_falls_with
                for op in [m.by_name()[b.operands[0]]])
     bound = _bound(m, budget)
     assert bound == 0.0 or bound >= work / budget * (1 - 1e-9)
-    assert _bound(m, budget + 3) <= max(bound, work / budget) * (1 + 1e-9)
     try:
-        r = cimc.opt(m.with_ops(m.ops, budget=budget), "duplicate,pack,cost").report
+        # the solvers held short: the bound must hold for any mapping, found fast or not
+        r = cimc.opt(m.with_ops(m.ops, budget=budget), "duplicate{time-limit=0.5},pack{time-limit=0.2},cost").report
     except cimc.Infeasible:
         return
-    assert bound <= r.period_ns * (1 + 1e-9)
+    for more in (0, 1, 4):
+        assert _bound(m, budget + more) <= r.period_ns * (1 + 1e-9)
+    assert r.period_lower_bound_ns <= r.period_ns * (1 + 1e-9)
+
+
+def test_a_model_cp_sat_presolve_fails_on_still_packs():
+    """OR-Tools 9.15's presolve raises IndexError (absl ... ::at) on pack's exact model of these
+    two layers (found by the property test above): pack solves again without presolve."""
+    t = load_target("rram-128")
+    m = _separate_convs(t, [("l0", 64, 8, 2), ("l1", 8, 64, 2)])
+    least = cimc.opt(m, "place,cost").report.crossbars_lower_bound
+    r = cimc.opt(m.with_ops(m.ops, budget=least + 3), "duplicate,pack,cost").report
     assert r.period_lower_bound_ns <= r.period_ns * (1 + 1e-9)

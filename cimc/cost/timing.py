@@ -16,6 +16,13 @@ from cimc.ops import DIGITAL_KINDS
 from cimc.plans import all_layouts, plan_blocks, plan_shapes, shape_block
 
 
+def copies_reads(mvms: int, copies: int, lanes: int = 1) -> int:
+    """Reads all copies of a layer make per inference, its MVMs split evenly over them
+    (`copy_share`), each read doing `lanes` MVMs at once."""
+    base, extra = divmod(mvms, copies)
+    return extra * -(-(base + 1) // lanes) + (copies - extra) * -(-base // lanes)
+
+
 def copy_share(mvms: int, copies: int, copy: int) -> int:
     """MVMs that copy `copy` of `copies` performs (the first `mvms % copies` take one more)."""
     return mvms // copies + (1 if copy < mvms % copies else 0)

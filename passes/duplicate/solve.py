@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from cimc.cost import evaluate
+from cimc.cost.timing import copies_reads
 from cimc.errors import Infeasible
 from cimc.ir import Module
 from cimc.passes.duplicate.greedy import slowest_first_copies
@@ -68,7 +69,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     blocks) are in facts["choice"]."""
     from ortools.sat.python import cp_model
 
-    from cimc.passes.solver import deterministic_solver
+    from cimc.passes.solver import deterministic_solver, solve
 
     t = module.target
     cap_cells = int(fill * budget * t.cells_per_xbar)
@@ -113,7 +114,9 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
             max_c = min(i.mvms, (cap_cells - base_cells + least[i.name].cells) // max(v.cells, 1))
             for c, q in copy_candidates(i.mvms, max_c):
                 reads = -(-q // k)
-                cands.append((c * v.cells, units(reads * k * v.mvm_ns), units(c * reads * k * v.sum_mvm_ns),
+                # the load: every copy's own reads (copies split the MVMs evenly), not c times the
+                # slowest copy's (that made the relaxed period "bound" exceed mappings pack finds)
+                cands.append((c * v.cells, units(reads * k * v.mvm_ns), units(copies_reads(i.mvms, c, k) * k * v.sum_mvm_ns),
                               c * v.big_blocks, (tag, c, k)))
         choice[i.name] = []
         terms = []
@@ -148,7 +151,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
     # presolve cannot shrink this model (one choice per layer, three sums) and took most of
     # the time: ResNet-50 0.54 -> 0.12 s per solve, same optima
     solver = deterministic_solver(time_limit, presolve=False)
-    status = solver.solve(m)
+    status = solve(solver, m)
     if status == cp_model.UNKNOWN and objective == "throughput" and not bound_only and start:
         # the time limit ran out before a first solution: slowest-first copies instead
         copies, period = slowest_first_copies(infos, cap_cells, budget)
@@ -178,7 +181,7 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
         for _, x in cands_xs:
             m.add_hint(x, solver.boolean_value(x))
     second = deterministic_solver(time_limit, presolve=False)
-    status2 = second.solve(m)
+    status2 = solve(second, m)
     final = second if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
     facts["second_status"] = second.status_name(status2)
     picked = {name: next(tc for tc, x in cx if final.boolean_value(x)) for name, cx in choice.items()}

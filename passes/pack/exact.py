@@ -13,7 +13,7 @@ from cimc.passes.pack.items import EPS
 def exact_packing(options, t, items, cap, k, layer_cap, neighbours):
     from ortools.sat.python import cp_model
 
-    from cimc.passes.solver import deterministic_solver
+    from cimc.passes.solver import deterministic_solver, solve
 
     if k < 1:
         return None
@@ -54,7 +54,7 @@ def exact_packing(options, t, items, cap, k, layer_cap, neighbours):
                 if a < b and ib.layer in neighbours.get(ia.layer, ()):
                     m.add_bool_or([present[a][j].Not(), present[b][j].Not()])
     solver = deterministic_solver(options.time_limit)
-    status = solver.solve(m)
+    status = solve(solver, m)
     if status == cp_model.INFEASIBLE:
         return None
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
