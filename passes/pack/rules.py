@@ -70,7 +70,7 @@ class OpenCrossbars:
         self.held[j][layer].add(copy)
 
 
-# -- the constructive packer -------------------------------------------------------
+# -- first fit: may an item join a crossbar? ------------------------------------------
 def allowed_together(options, item: Item, state: dict, cap: float, layer_cap: dict, neighbours: dict) -> bool:
     if state["load"] + item.load_ns > cap * (1 + EPS):
         return False
