@@ -115,13 +115,20 @@ class Target:
     cell_write_ns: float = 0.0  # programming one row of cells (write-verify included)
     cell_write_pj: float = 0.0  # programming one cell
     variation_sigma: float = 0.0  # programming variation, in units of the cell's conductance range
+    noise_model: str = "constant"  # the simulator's device model: constant (variation_sigma) or a published fit
+    # wire resistance between neighbouring cells of a crossbar, for the simulator's IR drop (with
+    # g_max = 1 / r_on_kohm): 0.35 Ohm, IBM aihwkit's default (IOParameters.ir_drop_g_ratio =
+    # 1 / (0.35 Ohm x 5 uS))
+    wire_ohm: float = 0.35
     description: str = ""
 
     # ---- derived figures -------------------------------------------------------------
     @functools.cached_property
     def slices(self) -> int:
-        """Columns one weight occupies by bit slicing (before the signed encoding)."""
-        return math.ceil(self.weight_bits / self.cell_bits)
+        """Columns one weight occupies by bit slicing (before the signed encoding): the bits
+        stored, B for the offset, bias and unsigned encodings, the magnitude's B - 1 in each
+        array of a differential pair (the sign is which array)."""
+        return magnitude_slices(self.weight_bits, self.cell_bits, self.signed_weights)
 
     @functools.cached_property
     def cols_per_weight(self) -> int:
@@ -374,6 +381,9 @@ class Target:
             if self.cols_per_weight + self.offset_cols > cols:
                 raise TargetError(f"{where}: pool {rows}x{cols} cannot hold one weight "
                                   f"({self.cols_per_weight} columns).")
+        if self.noise_model not in NOISE_MODELS:
+            raise TargetError(f"{where}: 'noise_model' must be one of {', '.join(NOISE_MODELS)}, "
+                              f"got '{self.noise_model}'.")
         if self.noc not in NOC_KINDS:
             raise TargetError(f"{where}: 'noc' must be one of {', '.join(NOC_KINDS)}, got '{self.noc}'.")
         if self.cols_per_weight + self.offset_cols > self.xbar_cols:
@@ -453,7 +463,15 @@ def preset_names() -> list[str]:
 
 DEVICE_DIR = PRESET_DIR / "devices"
 DEVICE_KEYS = ("cell_bits", "on_off_ratio", "r_on_kohm", "read_voltage_v", "cell_write_ns", "cell_write_pj",
-               "variation_sigma")
+               "variation_sigma", "noise_model")
+def magnitude_slices(weight_bits: int, cell_bits: int, signed_weights: str) -> int:
+    """Cells one stored weight takes (see Target.slices)."""
+    bits = weight_bits - 1 if signed_weights == "differential" and weight_bits > 1 else weight_bits
+    return math.ceil(bits / cell_bits)
+
+
+# the simulator's device models (cimc.sim.physics.MODELS; a test keeps the two the same)
+NOISE_MODELS = ("constant", "pcm-nandakumar2019", "rram-wan2022")
 
 
 def device_names() -> list[str]:
@@ -574,5 +592,5 @@ def load_target(spec: "str | Path | Target", overrides: dict | None = None) -> T
 _TARGETS: dict[tuple, Target] = {}
 
 
-__all__ = ["Target", "load_target", "from_dict", "preset_names", "device_names", "load_device", "parse_override",
+__all__ = ["Target", "magnitude_slices", "load_target", "from_dict", "preset_names", "device_names", "load_device", "parse_override",
            "parse_pools", "PRESET_DIR"]
