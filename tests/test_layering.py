@@ -31,7 +31,7 @@ LAYERS = [
 # imported where they are used, named here: heavy to import (seconds, hundreds of MB) or
 # needed by one command only; a user without them can still compile. A cimc module that imports
 # one of them at its top is heavy too (`_heavy`), and may be imported where it is used.
-LAZY = {"torch", "optuna", "matplotlib", "sklearn", "onnxruntime", "sqlalchemy", "ortools", "networkx"}
+LAZY = {"torch", "optuna", "matplotlib", "sklearn", "onnxruntime", "sqlalchemy", "ortools", "networkx", "scipy"}
 
 
 def _modules():

@@ -34,13 +34,15 @@ or IR drop are modelled).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 
 from cimc.errors import ModelError
 from cimc.ir import Module
 from cimc.onnx_torch import Interpreter, conv_pads, need_torch, torch_pad
-from cimc.sim.crossbar import crossbar_mvm
+from cimc.sim.crossbar import block_weights, crossbar_mvm, range_classes
 from cimc.sim.devices import (
     Precision,
     SimError,
@@ -50,6 +52,7 @@ from cimc.sim.devices import (
     stored_arrays,
 )
 from cimc.sim.layers import SimLayer, block_cells, build_layers
+from cimc.sim.physics import Range
 
 try:
     import torch
@@ -68,7 +71,7 @@ class Simulator:
     """
 
     def __init__(self, model, module: Module, precision: Precision | None = None, variation: Variation = Variation(),
-                 seed: int = 0):
+                 seed: int = 0, ir_drop: bool = True):
         need_torch("The simulator")
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             where = str(model)
@@ -84,6 +87,10 @@ class Simulator:
         self.precision = precision or Precision.of(self.target)
         self.variation = variation
         self.seed = seed
+        self.range = Range.of(self.target)
+        # IR drop: wire resistance x one level step (dimensionless); 0 when the device has no R_on
+        self.r_dg = self.target.wire_ohm * self.range.dg_us * 1e-6 if ir_drop and self.range.g_max_us else 0.0
+        self.time_s = 0.0
         for op in module.ops:
             if op.kind in ("nn.conv_transpose", "nn.rnn"):
                 raise SimError(f"{where}: layer '{op.result}' is a {op.kind[3:]}; the simulator runs Conv, Gemm "
@@ -99,39 +106,64 @@ class Simulator:
 
 
     # ---- programming ---------------------------------------------------------------
-    def program(self, draw: int | None) -> None:
-        """Program a chip: draw None is the ideal chip; draw k is Monte Carlo chip k.
+    def program(self, draw: int | None, t: float = 0.0, compensate: bool = False) -> None:
+        """Program a chip: draw None is the ideal chip; draw k is Monte Carlo chip k, read t
+        seconds after programming (the same chip for every t: drift and relaxation follow its
+        own cells). compensate: global drift compensation, each layer's outputs scaled by its
+        mean |effective weight| just after programming over the one at t (aihwkit's
+        GlobalDriftCompensation).
 
         Copies of a layer with the same blocks form one group; each block's cells are a
         tensor [copies, groups, rows, physical columns] (one copy when the cells are ideal,
         since identical copies compute the same)."""
-        p = self.precision
+        if t < 0 or not math.isfinite(t):
+            raise SimError(f"time t = {t} s must be a finite number >= 0.")
         var = self.variation if draw is not None else Variation()
+        t = t if var.drifts else 0.0
+        self._program_cells(draw, var, t)
+        for layer in self.layers.values():
+            layer.alpha = 1.0
+        if compensate and t:
+            now = {name: _mean_abs_weight(self, layer) for name, layer in self.layers.items()}
+            self._program_cells(draw, var, 0.0)
+            before = {name: _mean_abs_weight(self, layer) for name, layer in self.layers.items()}
+            self._program_cells(draw, var, t)
+            for name, layer in self.layers.items():
+                layer.alpha = before[name] / now[name] if now[name] > 0 else 1.0
+        self.draw = draw
+        self.time_s = t
+
+    def _program_cells(self, draw, var, t):
+        p = self.precision
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + (draw or 0))
+        tgen = torch.Generator().manual_seed(self.seed * 1_000_033 + 7 * (draw or 0) + int(t * 1000) % (1 << 40))
         for layer in self.layers.values():
             if layer.q is None:
                 layer.q, layer.s_w = quantize_weights(layer.w, p.weight_bits)
             arrays = stored_arrays(layer.q, p)
             by_shape: dict = {}
             for k, blocks in enumerate(layer.copies):
-                key = tuple((b.g0, b.g1, b.r0, b.r1, b.c0, b.c1) for b in blocks)
+                key = tuple((b.g0, b.g1, b.r0, b.r1, b.c0, b.c1, b.row0, b.col0) for b in blocks)
                 by_shape.setdefault(key, []).append(k)
             layer.cells = []
             for key, members in by_shape.items():
                 blocks = layer.copies[members[0]]
                 n = len(members) if var.programmed else 1
-                cells = [torch.stack([block_cells(self, arrays, b, var, gen) for _ in range(n)]) for b in blocks]
+                cells = [torch.stack([block_cells(self, arrays, b, var, gen, t, tgen) for _ in range(n)])
+                         for b in blocks]
                 layer.cells.append((members, blocks, cells))
-        self.draw = draw
 
 
     # ---- running -------------------------------------------------------------------
     def calibrate(self, x: np.ndarray) -> None:
-        """Input and ADC ranges per layer from a few inputs on the ideal chip."""
+        """Input ranges per layer and ADC ranges per layer and slice, from a few inputs on the
+        ideal chip (no random variation; its wires and g_min as they are)."""
         self.program(None)
+        classes = range_classes(self)
         for layer in self.layers.values():
             layer.x_max = layer.x_min = 0.0
-            layer.p_lo = layer.p_hi = 0.0
+            layer.p_lo = torch.zeros(classes)  # the ADC range of each slice (column class)
+            layer.p_hi = torch.zeros(classes)
         self._calibrating = True
         try:
             self._forward(x, "quant")
@@ -221,6 +253,17 @@ class Simulator:
         if layer.kind == "matmul_left":
             y = y.transpose(-1, -2)
         return y
+
+
+def _mean_abs_weight(sim, layer) -> float:
+    """Mean |effective integer weight| of a layer's programmed cells (every copy)."""
+    total, count = 0.0, 0
+    for _, blocks, cells in layer.cells:
+        for b, cb in zip(blocks, cells):
+            w = block_weights(sim, cb, b)
+            total += float(w.abs().sum())
+            count += w.numel()
+    return total / max(1, count)
 
 
 __all__ = ["Simulator", "SimError", "Variation", "Precision", "effective_weights", "quantize_weights"]

@@ -71,9 +71,9 @@ def read_generator(sim):
     return sim._rgen
 
 
-def block_linear(sim, layer, xb, cells, b):
-    """No ADC, no read noise: the digits and slices recombine exactly, so one matmul
-    with the block's effective integer weights gives the same result."""
+def block_weights(sim, cells, b):
+    """Effective integer weights [K, Gb, Rb, Cb] of a block's cells [K, Gb, Rb, width]: the
+    slices shifted and added, the signed pair or the reference column subtracted."""
     p = sim.precision
     Cb = b.c1 - b.c0
     coef = slice_coefficients(sim)
@@ -82,56 +82,118 @@ def block_linear(sim, layer, xb, cells, b):
     w_eff = cells[..., :Cb * AS].reshape(K, Gb, Rb, Cb, AS) @ coef
     if p.signed_weights == "offset":
         w_eff = w_eff - (cells[..., Cb * AS:] @ coef[:p.slices]).unsqueeze(-1)
-    y = torch.matmul(xb, w_eff)
+    return w_eff
+
+
+def block_linear(sim, layer, xb, cells, b):
+    """No ADC, no read noise: the digits and slices recombine exactly, so one matmul
+    with the block's effective integer weights gives the same result (the g_min offset the
+    periphery removes cancels exactly too)."""
+    p = sim.precision
+    y = torch.matmul(xb, block_weights(sim, cells, b))
     if p.signed_weights == "bias":
         y = y - (2 ** (p.weight_bits - 1)) * xb.sum(-1, keepdim=True)
     return y
 
 
+def column_classes(sim, width: int) -> "torch.Tensor":
+    """ADC range class of each physical column of a block: its slice (and array of the signed
+    pair), the reference column's slices after them. Columns of one class share a range."""
+    p = sim.precision
+    AS = len(slice_coefficients(sim))
+    main = width - (p.slices if p.signed_weights == "offset" else 0)
+    cls = torch.arange(main) % AS
+    if main < width:
+        cls = torch.cat([cls, AS + torch.arange(width - main)])
+    return cls
+
+
+def range_classes(sim) -> int:
+    p = sim.precision
+    return len(slice_coefficients(sim)) + (p.slices if p.signed_weights == "offset" else 0)
+
+
+def adc_steps(sim, layer, cls):
+    """Per column: the ADC step and the codes it can give, from the layer's calibrated range of
+    the column's class (one range per slice)."""
+    n = 2 ** sim.precision.adc_bits
+    lo, hi = layer.p_lo[cls], layer.p_hi[cls]
+    signed = lo < 0
+    span = torch.where(signed, 2 * torch.maximum(hi, -lo), hi)
+    lsb = torch.clamp(span / (n - 1), min=1.0)
+    qlo = torch.where(signed, torch.full_like(lo, -(n // 2)), torch.zeros_like(lo))
+    qhi = torch.where(signed, torch.full_like(lo, n // 2 - 1), torch.full_like(lo, n - 1))
+    return lsb, qlo, qhi
+
+
 def block_sliced(sim, layer, d, cells, b):
     """Bit-serial reads through the DACs, one ADC conversion per column per read.
-    d: input digits [T, K, Gb, m, Rb]; returns [K, Gb, m, Cb]."""
+    d: input digits [T, K, Gb, m, Rb]; returns [K, Gb, m, Cb]. Each column's current includes
+    what its cells conduct at level 0 (g_min); the periphery removes it after the ADC."""
     p = sim.precision
     Cb = b.c1 - b.c0
     coef = slice_coefficients(sim)
     AS = len(coef)
     T = p.digits
-    if p.rows_per_read:  # the block's rows are read in parts; each part's sums are converted
-        parts = row_parts(b, cells.shape[1], cells.shape[2], p.rows_per_read)
-        P = torch.stack([torch.matmul(d * mask[:, None, :], cells) for mask in parts])  # [parts, T, ...]
+    l_min = sim.range.l_min
+    masks = row_parts(b, cells.shape[1], cells.shape[2], p.rows_per_read) if p.rows_per_read else None
+    if masks is not None:  # the block's rows are read in parts; each part's sums are converted
+        dp = torch.stack([d * mask[:, None, :] for mask in masks])  # [parts, T, ...]
     else:
-        P = torch.matmul(d, cells)  # [T, K, Gb, m, width]
+        dp = d
+    P = torch.matmul(dp, cells)  # [(parts,) T, K, Gb, m, width]
+    dsum = dp.sum(-1, keepdim=True) if l_min else None
+    if l_min:
+        P += l_min * dsum
     if sim.variation.read_sigma and sim.draw is not None and not sim._calibrating:
         top = float((1 << p.cell_bits) - 1)
-        dd = d * d
-        if p.rows_per_read:
-            dd = torch.stack([dd * mask[:, None, :] for mask in parts])
-        sd = sim.variation.read_sigma * top * torch.sqrt(dd.sum(-1, keepdim=True))
+        sd = sim.variation.read_sigma * top * torch.sqrt((dp * dp).sum(-1, keepdim=True))
         P += sd * torch.randn(P.shape, generator=read_generator(sim))
-    lsb = 1.0
     if sim._calibrating:
-        layer.p_lo = min(layer.p_lo, float(P.min()))
-        layer.p_hi = max(layer.p_hi, float(P.max()))
+        cls = column_classes(sim, P.shape[-1])
+        flat = P.reshape(-1, P.shape[-1])
+        layer.p_lo = layer.p_lo.scatter_reduce(0, cls, flat.min(0).values, "amin")
+        layer.p_hi = layer.p_hi.scatter_reduce(0, cls, flat.max(0).values, "amax")
     elif p.adc_bits:
-        n = 2 ** p.adc_bits
-        if layer.p_lo >= 0:
-            lsb, qlo, qhi = max(layer.p_hi / (n - 1), 1.0), 0, n - 1
-        else:
-            lsb = max(2 * max(layer.p_hi, -layer.p_lo) / (n - 1), 1.0)
-            qlo, qhi = -(n // 2), n // 2 - 1
-        P.div_(lsb).round_().clamp_(qlo, qhi)
-    if p.rows_per_read:
+        lsb, qlo, qhi = adc_steps(sim, layer, column_classes(sim, P.shape[-1]))
+        P.div_(lsb).round_()
+        P = torch.maximum(torch.minimum(P, qhi), qlo).mul_(lsb)
+    if l_min:
+        P -= l_min * dsum
+    if masks is not None:
         P = P.sum(0)  # the digital sum of the parts' conversions
-    coef_t = torch.tensor([lsb * 2.0 ** (t * p.dac_bits) for t in range(T)])
+    coef_t = torch.tensor([2.0 ** (t * p.dac_bits) for t in range(T)])
     Pt = torch.tensordot(coef_t, P, dims=([0], [0]))  # [K, Gb, m, width]
     K, Gb, m, _ = Pt.shape
     y = Pt[..., :Cb * AS].reshape(K, Gb, m, Cb, AS) @ coef
     if p.signed_weights == "offset":
         y -= (Pt[..., Cb * AS:] @ coef[:p.slices]).unsqueeze(-1)
     elif p.signed_weights == "bias":
-        xs = torch.tensordot(coef_t / lsb, d, dims=([0], [0])).sum(-1, keepdim=True)
+        xs = torch.tensordot(coef_t, d, dims=([0], [0])).sum(-1, keepdim=True)
         y -= (2 ** (p.weight_bits - 1)) * xs
     return y
+
+
+def adc_is_exact(sim, layer) -> bool:
+    """Whether the ADC provably changes no partial sum of this layer, so that the collapsed path
+    (one matmul, `block_linear`) gives exactly what the per-read path would: the cells hold
+    integer levels (no random variation, no read noise, no IR drop, no g_min offset), and the
+    largest sum a column can make in one read, rows x largest digit x top level, fits in the
+    ADC's codes at a step of one (so nothing is rounded or clipped)."""
+    p = sim.precision
+    if not p.adc_bits or sim.r_dg or sim.range.l_min or sim.variation.read_sigma and sim.draw is not None:
+        return False
+    if sim.draw is not None and sim.variation.programmed:
+        return False
+    if sim.time_s and sim.variation.drifts and sim.draw is not None:
+        return False
+    rows = max(b.r1 - b.r0 for blocks in layer.copies for b in blocks)
+    if p.rows_per_read:
+        rows = min(rows, p.rows_per_read)
+    bound = rows * ((1 << p.dac_bits) - 1) * ((1 << p.cell_bits) - 1)
+    n = 2 ** p.adc_bits
+    signed = layer.x_signed or bool((layer.p_lo < 0).any())
+    return bound <= (n // 2 - 1 if signed else n - 1)
 
 
 def crossbar_mvm(sim, layer: SimLayer, X: "torch.Tensor", per_inf: int) -> "torch.Tensor":
@@ -147,7 +209,8 @@ def crossbar_mvm(sim, layer: SimLayer, X: "torch.Tensor", per_inf: int) -> "torc
     n = len(layer.copies)
     mvm = torch.arange(M) % per_inf
     bounds = np.cumsum([0] + layer.shares) * (per_inf / max(1, layer.mvms))
-    sliced = bool(p.adc_bits or (sim.variation.read_sigma and sim.draw is not None) or sim._calibrating)
+    sliced = bool(sim._calibrating or (sim.variation.read_sigma and sim.draw is not None)
+                  or (p.adc_bits and not adc_is_exact(sim, layer)))
     Y = torch.zeros(G, M + 1, C)
     xpad = torch.cat([xi, torch.zeros(G, 1, R)], dim=1)  # row M: padding, computes 0
     for members, blocks, cells in layer.cells:
@@ -181,4 +244,4 @@ def crossbar_mvm(sim, layer: SimLayer, X: "torch.Tensor", per_inf: int) -> "torc
                     y = block_linear(sim, layer, xc[:, b.g0:b.g1, :, b.r0:b.r1], cb, b)
                 yg[:, b.g0:b.g1, m0:m0 + step, b.c0:b.c1] += y
         Y[:, gidx.flatten()] = yg.permute(1, 0, 2, 3).reshape(G, -1, C)
-    return Y[:, :M] * (layer.s_w * layer.s_x)
+    return Y[:, :M] * (layer.s_w * layer.s_x * layer.alpha)

@@ -8,6 +8,17 @@ import math
 from dataclasses import dataclass, replace
 
 from cimc.errors import CimcError
+from cimc.sim.physics import (
+    FITS,
+    MODELS,
+    NoiseFit,
+    Range,
+    pcm_drift_nu,
+    pcm_read_sigma,
+    programming_sigma,
+    relaxation_sigma,
+)
+from cimc.targets import magnitude_slices
 
 try:
     import torch
@@ -23,26 +34,52 @@ class SimError(CimcError):
 
 @dataclass(frozen=True)
 class Variation:
-    """Device non-idealities, in units of a cell's conductance range (see module doc)."""
+    """Device non-idealities (see `cimc.sim.physics` for the units and the sources).
+
+    sigma: constant Gaussian programming noise, a fraction of the conductance range;
+    model: "constant" (sigma only) or a published state-dependent fit (`physics.FITS`), whose
+    programming noise, drift and relaxation apply, scaled by `scale`;
+    lognormal: G * exp(N(0, lognormal)); stuck_on / stuck_off: rates of cells stuck at g_max /
+    g_min; read_sigma: read noise per cell per read, a fraction of the range;
+    drift_nu, drift_nu_std: power-law drift exponent (mean, spread across cells) where the
+    model has no drift of its own."""
 
     sigma: float = 0.0
     lognormal: float = 0.0
     stuck_on: float = 0.0
     stuck_off: float = 0.0
     read_sigma: float = 0.0
+    model: str = "constant"
+    scale: float = 1.0
+    drift_nu: float = 0.0
+    drift_nu_std: float = 0.0
 
     def __post_init__(self):
-        for k in ("sigma", "lognormal", "stuck_on", "stuck_off", "read_sigma"):
+        for k in ("sigma", "lognormal", "stuck_on", "stuck_off", "read_sigma", "scale", "drift_nu", "drift_nu_std"):
             v = getattr(self, k)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise SimError(f"variation '{k}' = {v!r} must be a finite number >= 0.")
         if self.stuck_on + self.stuck_off > 1:
             raise SimError(f"stuck_on + stuck_off = {self.stuck_on + self.stuck_off} is more than 1.")
+        if self.model not in MODELS:
+            raise SimError(f"noise model '{self.model}' is not one of {', '.join(MODELS)}.")
+
+    @property
+    def fit(self) -> NoiseFit | None:
+        return FITS.get(self.model)
 
     @property
     def programmed(self) -> bool:
         """Whether programming a chip draws random cells."""
-        return bool(self.sigma or self.lognormal or self.stuck_on or self.stuck_off)
+        return bool(self.sigma or self.lognormal or self.stuck_on or self.stuck_off
+                    or (self.fit is not None and self.scale))
+
+    @property
+    def drifts(self) -> bool:
+        """Whether the cells change with time after programming."""
+        fit = self.fit
+        return bool(self.drift_nu or (fit is not None and self.scale and (fit.drift != "none" or fit.relax
+                                                                          or fit.read_1f)))
 
     @property
     def ideal(self) -> bool:
@@ -75,7 +112,7 @@ class Precision:
 
     @property
     def slices(self) -> int:
-        return math.ceil(self.weight_bits / self.cell_bits)
+        return magnitude_slices(self.weight_bits, self.cell_bits, self.signed_weights)
 
     @property
     def digits(self) -> int:
@@ -109,30 +146,58 @@ def slice_levels(mag: "torch.Tensor", p: Precision) -> "torch.Tensor":
     return torch.stack([((m >> (s * p.cell_bits)) & (L - 1)).to(torch.float32) for s in range(p.slices)])
 
 
-def perturb(levels: "torch.Tensor", p: Precision, var: Variation, gen) -> "torch.Tensor":
-    """Programmed cell levels: ideal levels with the device's variation applied."""
-    if not var.programmed:
+def perturb(levels: "torch.Tensor", p: Precision, var: Variation, gen, rng: Range | None = None,
+            t: float = 0.0, tgen=None) -> "torch.Tensor":
+    """Cell levels of a programmed chip at time t (s) after programming: the ideal levels with
+    the device's programming noise, faults and, for t > 0, drift and relaxation applied; always
+    within the device's range [g_min, g_max] (levels 0..L-1). gen draws what programming fixes
+    (per cell noise, faults, drift exponents: the chip); tgen what the time adds (1/f noise)."""
+    if not var.programmed and not (t and var.drifts):
         return levels
-    top = float((1 << p.cell_bits) - 1)
-    g = levels / top
-    if var.sigma:
-        g = g + var.sigma * torch.randn(g.shape, generator=gen)
-    if var.lognormal:
-        g = g * torch.exp(var.lognormal * torch.randn(g.shape, generator=gen))
+    rng = rng or Range(1 << p.cell_bits, 0.0, 0.0)
+    top = rng.top
+    fit = var.fit
+    x = levels
+    if var.sigma or (fit is not None and var.scale):
+        x = x + programming_sigma(levels, rng, var.sigma, fit if var.scale else None, var.scale) * torch.randn(
+            levels.shape, generator=gen)
+    if var.lognormal:  # multiplicative, on the conductance
+        x = (x + rng.l_min) * torch.exp(var.lognormal * torch.randn(levels.shape, generator=gen)) - rng.l_min
     if var.stuck_on or var.stuck_off:
-        u = torch.rand(g.shape, generator=gen)
-        g = torch.where(u < var.stuck_on, torch.ones_like(g), g)
-        g = torch.where((u >= var.stuck_on) & (u < var.stuck_on + var.stuck_off), torch.zeros_like(g), g)
-    return g * top
+        u = torch.rand(levels.shape, generator=gen)
+        x = torch.where(u < var.stuck_on, torch.full_like(x, top), x)
+        x = torch.where((u >= var.stuck_on) & (u < var.stuck_on + var.stuck_off), torch.zeros_like(x), x)
+    x = x.clamp(0.0, top)
+    if not var.drifts:
+        return x
+    # what time does to this chip: drift exponents and relaxation are the chip's own (drawn by gen
+    # whatever t is, so that one chip is followed through time)
+    nu = None
+    if fit is not None and fit.drift == "pcm" and var.scale:
+        nu = pcm_drift_nu(levels, rng, gen) * var.scale
+    elif var.drift_nu:
+        nu = (var.drift_nu + var.drift_nu_std * torch.randn(levels.shape, generator=gen)).abs()
+    z_relax = torch.randn(levels.shape, generator=gen) if fit is not None and fit.relax else None
+    if not t:
+        return x
+    t0 = fit.t0_s if fit is not None else 1.0
+    g0 = g = x + rng.l_min  # conductance, level units
+    if nu is not None:
+        g = g * ((t + t0) / t0) ** (-nu)
+    if z_relax is not None:
+        g = g + relaxation_sigma(levels, rng, fit, var.scale, t) * z_relax
+    if fit is not None and fit.read_1f and var.scale:
+        g = g + var.scale * pcm_read_sigma(g0, g, rng, fit, t) * torch.randn(levels.shape, generator=tgen or gen)
+    return (g - rng.l_min).clamp(0.0, top)
 
 
-def effective_weights(q: "torch.Tensor", p: Precision, var: Variation, gen) -> "torch.Tensor":
+def effective_weights(q: "torch.Tensor", p: Precision, var: Variation, gen, rng: Range | None = None) -> "torch.Tensor":
     """Integer-unit weights one programmed chip realises for q (no ADC): what variation-aware
     training injects. For the offset encoding the reference column's own variation is left
     out here (it is shared by a block's columns); the simulator models it."""
     out = torch.zeros_like(q, dtype=torch.float32)
     for sign, mag in stored_arrays(q, p):
-        cells = perturb(slice_levels(mag, p), p, var, gen)
+        cells = perturb(slice_levels(mag, p), p, var, gen, rng)
         coef = torch.tensor([2.0 ** (s * p.cell_bits) for s in range(p.slices)]).reshape(-1, *[1] * q.dim())
         out = out + sign * (cells * coef).sum(0)
     if p.signed_weights in ("offset", "bias"):

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from cimc.mapping import WEIGHT_KINDS, weight_boxes
+from cimc.mapping import WEIGHT_KINDS, pool_target, weight_boxes
 
 try:
     import torch
 except ImportError:  # pragma: no cover
     torch = None
 from cimc.sim.devices import SimError, Variation, perturb, slice_levels
+from cimc.sim.physics import ir_drop_conductances
 
 
 @dataclass
@@ -25,6 +26,9 @@ class SimBlock:
     c0: int
     c1: int
     layout: str = "diag"
+    row0: int = 0  # where the block sits in its crossbar (map.place's at), for the wires' IR drop
+    col0: int = 0
+    xbar_rows: int = 0  # rows of its crossbar (0: as many as the block has)
 
 
 @dataclass
@@ -45,12 +49,13 @@ class SimLayer:
     s_x: float = 1.0
     x_max: float = 0.0
     x_min: float = 0.0
-    p_lo: float = 0.0
-    p_hi: float = 0.0
+    p_lo: "torch.Tensor | None" = None  # calibrated ADC range per column class (slice)
+    p_hi: "torch.Tensor | None" = None
     bn_node: object = None
     cells: list = field(default_factory=list)  # per group of same-shaped copies: (copies, blocks, cells)
     drive: float = 0.0  # sum over the inputs' DAC digits of |digit| / full scale (see input_densities)
     digits_seen: int = 0
+    alpha: float = 1.0  # drift compensation: the factor on the layer's outputs
 
 
 def layer_constant(sim, name, what):
@@ -125,14 +130,18 @@ def build_layer(sim, op, node, consumers) -> SimLayer:
     return layer
 
 
-def assign_blocks(sim, layer: SimLayer, op, blocks):
+def assign_blocks(sim, layer: SimLayer, op, blocks, places):
     n = 1 + max(b["copy"] for b in blocks)
     layer.copies = [[] for _ in range(n)]
     shares = [None] * n
     for b in blocks:  # a dense block computes where its rows meet its columns (zeros elsewhere add
         # nothing; its partial reads are grouped as on the diagonal of that part)
+        place = places.get(b.result)
+        at = place["at"] if place is not None else (0, 0)
+        xbar_rows = pool_target(sim.target, b).xbar_rows if place is not None else 0
         for box in weight_boxes(b, op["cols"]):
-            layer.copies[b["copy"]].append(SimBlock(*box, "diag" if b["layout"] == "dense" else b["layout"]))
+            layer.copies[b["copy"]].append(SimBlock(*box, "diag" if b["layout"] == "dense" else b["layout"],
+                                                    at[0], at[1], xbar_rows))
         if b.get("share") is not None:
             shares[b["copy"]] = b["share"]
     if any(s is None for s in shares):
@@ -151,9 +160,12 @@ def build_layers(sim):
         for x in node.input:
             consumers.setdefault(x, []).append(node)
     blocks: dict[str, list] = {}
+    places: dict[str, object] = {}
     for op in sim.module.ops:
         if op.kind == "map.block":
             blocks.setdefault(op.operands[0], []).append(op)
+        elif op.kind == "map.place":
+            places[op.operands[0]] = op
     for op in sim.module.ops:
         if op.kind not in WEIGHT_KINDS:
             continue
@@ -166,19 +178,39 @@ def build_layers(sim):
                            "partitions (e.g. baseline or full) before simulating.")
         layer = build_layer(sim, op, node, consumers)
         sim.layers[node.name or node.output[0]] = layer
-        assign_blocks(sim, layer, op, blocks[op.result])
+        assign_blocks(sim, layer, op, blocks[op.result], places)
 
 
-def block_cells(sim, arrays, b: "SimBlock", var: Variation, gen) -> "torch.Tensor":
-    """Programmed cells of one block: [Gb, Rb, Cb*A*S (+ S reference cells)]; the A*S
-    physical columns of a logical column are adjacent (array-major, LSB slice first)."""
+def block_cells(sim, arrays, b: "SimBlock", var: Variation, gen, t: float = 0.0, tgen=None) -> "torch.Tensor":
+    """Programmed cells of one block at time t: [Gb, Rb, Cb*A*S (+ S reference cells)]; the A*S
+    physical columns of a logical column are adjacent (array-major, LSB slice first). In level
+    units above g_min (the offset the periphery removes), after the wires' IR drop."""
     p = sim.precision
-    parts = [perturb(slice_levels(mag[b.g0:b.g1, b.r0:b.r1, b.c0:b.c1], p), p, var, gen) for _, mag in arrays]
+    rng = sim.range
+    parts = [perturb(slice_levels(mag[b.g0:b.g1, b.r0:b.r1, b.c0:b.c1], p), p, var, gen, rng, t, tgen)
+             for _, mag in arrays]
     cells = torch.stack(parts)  # [A, S, Gb, Rb, Cb]
     A, S, Gb, Rb, Cb = cells.shape
     cells = cells.permute(2, 3, 4, 0, 1).reshape(Gb, Rb, Cb * A * S)
     if p.signed_weights == "offset":  # the block's reference column
         ref = torch.full((Gb, Rb), float(2 ** (p.weight_bits - 1)))
-        ref = perturb(slice_levels(ref, p), p, var, gen).permute(1, 2, 0)  # [Gb, Rb, S]
+        ref = perturb(slice_levels(ref, p), p, var, gen, rng, t, tgen).permute(1, 2, 0)  # [Gb, Rb, S]
         cells = torch.cat([cells, ref], dim=2)
+    if sim.r_dg:
+        cells = block_ir_drop(sim, cells, b)
     return cells.contiguous()
+
+
+def block_ir_drop(sim, cells, b: "SimBlock"):
+    """The wires' IR drop on a block's cells (`physics.ir_drop_conductances`): each group is an
+    array of Rb rows and `width` columns, at its place in the crossbar (groups on the diagonal,
+    or side by side on shared rows for the serial layout)."""
+    rng = sim.range
+    Gb, Rb, W = cells.shape
+    u = cells + rng.l_min  # conductance
+    g = torch.arange(Gb)
+    col0 = b.col0 + g * W
+    row0 = b.row0 + (g * Rb if b.layout != "serial" else torch.zeros_like(g))
+    below = (torch.clamp(b.xbar_rows - (row0 + Rb), min=0) if b.xbar_rows else torch.zeros_like(g))
+    eff = ir_drop_conductances(u, sim.r_dg, col0.reshape(Gb, 1, 1).to(u.dtype), below.reshape(Gb, 1, 1).to(u.dtype))
+    return eff - rng.l_min
