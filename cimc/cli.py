@@ -93,6 +93,16 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--stuck-on", type=float, default=0.0, help="rate of cells stuck at the highest conductance")
     e.add_argument("--stuck-off", type=float, default=0.0, help="rate of cells stuck at the lowest conductance")
     e.add_argument("--read-sigma", type=float, default=0.0, help="read noise per cell per read, fraction of range")
+    e.add_argument("--noise-model", help="device model: constant (--sigma), pcm-nandakumar2019 or rram-wan2022 "
+                                         "(published state-dependent fits; default: the target's device)")
+    e.add_argument("--noise-scale", type=float, default=1.0, help="scale of a fitted model's noise (default 1)")
+    e.add_argument("--drift-nu", type=float, default=0.0, help="power-law drift exponent, where the model has none")
+    e.add_argument("--drift-nu-std", type=float, default=0.0, help="its spread across cells")
+    e.add_argument("--time", help="times since programming to read the chips at, comma-separated: 1s,1h,1d,1y; "
+                                  "the report gives accuracy against time")
+    e.add_argument("--drift-compensation", action="store_true",
+                   help="global drift compensation (each layer's outputs rescaled to its programmed weight scale)")
+    e.add_argument("--no-ir-drop", action="store_true", help="leave the wires' IR drop out")
     e.add_argument("--draws", type=int, default=10, help="Monte Carlo chips (default 10)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--limit", type=int, help="evaluate on the first N test samples only")
@@ -282,18 +292,22 @@ def describe_target(t, f: dict) -> str:
 
 
 def _eval(args) -> None:
-    from cimc.accuracy import evaluate_accuracy
+    from cimc.accuracy import evaluate_accuracy, parse_time
     from cimc.sim import Variation
 
     _check_outputs(args, [args.model])
+    target = load_target(args.target, _overrides(args.set))
+    model = args.noise_model or target.noise_model
     sigma = args.sigma
-    if sigma is None:  # the device's programming variation
-
-        sigma = load_target(args.target, _overrides(args.set)).variation_sigma
-    var = Variation(sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma)
+    if sigma is None:  # the device's programming variation (a fitted model has its own)
+        sigma = target.variation_sigma if model == "constant" else 0.0
+    times = tuple(parse_time(t) for t in args.time.split(",")) if args.time else ()
+    var = Variation(sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma, model, args.noise_scale,
+                    args.drift_nu, args.drift_nu_std)
     rep = evaluate_accuracy(args.model, args.target, args.data, passes=args.passes, budget=args.budget,
                             variation=var, draws=args.draws, seed=args.seed, limit=args.limit,
-                            precision={"adc_bits": args.adc_bits}, **_overrides(args.set))
+                            precision={"adc_bits": args.adc_bits}, times=times, compensate=args.drift_compensation,
+                            ir_drop=not args.no_ir_drop, **_overrides(args.set))
     if args.report:
         write_atomic(args.report, rep.to_json() + "\n")
     if args.report != "-":
