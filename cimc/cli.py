@@ -93,6 +93,9 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--stuck-on", type=float, default=0.0, help="rate of cells stuck at the highest conductance")
     e.add_argument("--stuck-off", type=float, default=0.0, help="rate of cells stuck at the lowest conductance")
     e.add_argument("--read-sigma", type=float, default=0.0, help="read noise per cell per read, fraction of range")
+    e.add_argument("--out-noise", type=float, default=0.0,
+                   help="noise at each column before its ADC, per read, in cell levels at full input")
+    e.add_argument("--dac-noise", type=float, default=0.0, help="noise of each row's drive, per read, fraction of full")
     e.add_argument("--noise-model", help="device model: constant (--sigma), pcm-nandakumar2019 or rram-wan2022 "
                                          "(published state-dependent fits; default: the target's device)")
     e.add_argument("--noise-scale", type=float, default=1.0, help="scale of a fitted model's noise (default 1)")
@@ -303,7 +306,7 @@ def _eval(args) -> None:
         sigma = target.variation_sigma if model == "constant" else 0.0
     times = tuple(parse_time(t) for t in args.time.split(",")) if args.time else ()
     var = Variation(sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma, model, args.noise_scale,
-                    args.drift_nu, args.drift_nu_std)
+                    args.drift_nu, args.drift_nu_std, args.out_noise, args.dac_noise)
     rep = evaluate_accuracy(args.model, args.target, args.data, passes=args.passes, budget=args.budget,
                             variation=var, draws=args.draws, seed=args.seed, limit=args.limit,
                             precision={"adc_bits": args.adc_bits}, times=times, compensate=args.drift_compensation,

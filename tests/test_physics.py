@@ -274,3 +274,64 @@ def test_collapsed_path_is_taken_only_where_exact_and_then_equals_the_per_read_p
     simv.program(0)
     assert not any(adc_is_exact(simv, layer) for layer in simv.layers.values())
     assert math.isfinite(float(np.abs(fast).sum()))
+
+
+# ---- per-read noise at the columns and the rows ----------------------------------------------
+@pytest.mark.parametrize("kind", ["out", "dac"])
+def test_column_and_row_noise_have_the_hand_worked_spread(kind):
+    """One Linear layer (4 -> 3) on rram-256 (differential, 8-bit weights in four 2-bit slices,
+    8-bit inputs by 1-bit DAC: 8 reads), no ADC, zero inputs: the outputs are the noise alone.
+    Column noise s per read and physical column: var y = s^2 sum_t 4^t x 2 sum_s 16^s.
+    Row noise s per read and row: var y_j = s^2 sum_t 4^t sum_i w_ij^2 (w: integer weights)."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3, bias=False)
+    model = export(net, (1, 4))
+    module = compiled(model)
+    s = 0.3
+    var = Variation(out_sigma=s) if kind == "out" else Variation(dac_sigma=s)
+    sim = Simulator(model, module, Precision.of(module.target, adc_bits=0), var)
+    sim.calibrate(np.abs(np.random.default_rng(0).standard_normal((64, 4))).astype(np.float32))
+    sim.program(0)
+    y = sim.run(np.zeros((20_000, 4), np.float32), "quant")
+    layer = next(iter(sim.layers.values()))
+    scale = layer.s_w * layer.s_x
+    reads = sum(4.0 ** t for t in range(8))
+    if kind == "out":
+        expect = np.full(3, s * math.sqrt(reads * 2 * sum(16.0 ** k for k in range(4))))
+    else:
+        w = layer.q[0].numpy()  # [rows, cols] integer weights
+        expect = s * np.sqrt(reads * (w ** 2).sum(0))
+    np.testing.assert_allclose(y.std(0) / scale, expect, rtol=0.03)
+    assert np.abs(y.mean(0) / scale).max() < 0.05 * expect.max()
+
+
+def test_training_with_the_chip_in_the_loop_quantises_inputs_and_leaves_nothing_behind():
+    """fit(quantize_inputs=True): each layer sees its inputs on the DACs' grid in training; the
+    trained model has no hooks or parametrizations left and still classifies digits."""
+    from cimc.data import load_dataset
+    from cimc.train import InputQuant, accuracy, fit
+
+    d = load_dataset("digits")
+    seen = []
+    orig = InputQuant.__call__
+
+    def spy(self, module, args):
+        out = orig(self, module, args)
+        if out is not None:
+            seen.append((out[0], self.hi, self.signed, self.bits))
+        return out
+
+    InputQuant.__call__ = spy
+    try:
+        net = fit(small_cnn((8,), image=8), d.x_train, d.y_train, epochs=6, batch=64, lr=5e-3, seed=0,
+                  variation=Variation(sigma=0.05), quantize_inputs=True)
+    finally:
+        InputQuant.__call__ = orig
+    assert seen
+    x, hi, signed, bits = seen[-1]
+    step = hi / (2 ** (bits - 1) - 1 if signed else 2 ** bits - 1)
+    grid = x / step
+    assert torch.allclose(grid, grid.round(), atol=1e-3)  # on the grid
+    for m in net.modules():
+        assert not m._forward_pre_hooks and not hasattr(m, "parametrizations")
+    assert accuracy(net, d.x_test, d.y_test) > 0.85

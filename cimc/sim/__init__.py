@@ -7,29 +7,38 @@ The model, per weight layer (Conv as im2col rows x C_out/g per group, Gemm/MatMu
   arrays, subtracted after the ADCs), "offset" (q + 2^(B-1) stored, one reference column
   per block holding 2^(B-1), subtracted after the ADCs), "bias" (q + 2^(B-1) stored, the
   bias removed digitally: ISAAC), "unsigned" (weights must not be negative);
-- each stored magnitude sliced into ceil(B / cell_bits) cells of `cell_bits` levels;
+- each stored magnitude sliced into cells of `cell_bits` (ceil(B / cell_bits) of them; a
+  differential pair stores the B-1 bits of a magnitude, ceil((B-1) / cell_bits));
 - inputs quantised per layer to `input_bits` (unsigned when the calibration inputs are
   all >= 0, two's complement otherwise) and fed through `dac_bits`-bit DACs, one read per
   digit (the top digit signed for signed inputs);
 - every read of every block gives one partial sum per physical column, quantised by the
-  ADC (`adc_bits`; range calibrated per layer on a few inputs with an ideal chip; the step
-  is never finer than one cell level times one input digit), then shift-and-add across
-  digits, slices, the signed pair and the blocks of the layer (digital, exact);
+  ADC (`adc_bits`, the target's; one range per slice of each layer, calibrated on a few
+  training inputs with the ideal chip; the step is never finer than one cell level times one
+  input digit), then shift-and-add across digits, slices, the signed pair and the blocks of the layer (digital, exact);
 - a layer's copies each hold their own cells (their own variation); copy k computes the
   MVMs the mapping gives it (contiguous runs of output pixels, `share` sized; a layer with
   fewer MVMs per inference than copies, like a classifier, takes turns over the inputs);
-- device non-idealities per cell, in units of the cell's conductance range (a cell at
-  level l of L = 2^cell_bits levels has normalised conductance g = l / (L-1)), following
-  HARDWARE.md: Gaussian g + N(0, sigma); lognormal g * exp(N(0, lognormal)); stuck-at
-  faults (g = 1 with rate stuck_on, g = 0 with rate stuck_off); read noise N(0, read_sigma)
-  per cell per read, drawn fresh each inference (added to each partial sum with its exact
-  variance). One draw = one programmed chip, fixed over the whole test set.
+- device physics (`cimc.sim.physics`): a cell at level l of L = 2^cell_bits conducts
+  g_min + l (g_max - g_min) / (L-1), g_min = g_max / on_off (what a level-0 cell still conducts
+  reaches the ADC and is removed after it); programming noise constant (sigma, a fraction of the
+  range) or state-dependent from a published fit (`--noise-model`); lognormal and stuck-at
+  faults; every programmed conductance within [g_min, g_max]; in time, power-law drift,
+  relaxation and 1/f read noise, with optional global drift compensation;
+- the wires: IR drop along rows and columns from the crossbar's wire resistance and the cells'
+  conductances, by the block's place in its crossbar (first order, resummed; needs the
+  device's R_on);
+- per read: cell read noise N(0, read_sigma) per cell (added to each partial sum with its exact
+  variance), column noise before the ADC (out_sigma), row drive noise (dac_sigma). One draw =
+  one programmed chip, fixed over the whole test set; per-read noise is drawn fresh each read.
 Digital ops run exactly as in the ONNX graph (`cimc.onnx_torch`), and BatchNormalization
 folded by `lower` is folded into the crossbar weights here too.
 
 Partitioning matters: rows split across blocks give separate, smaller partial sums, each
-through its own ADC. Packing and scheduling do not change the arithmetic (no sneak paths
-or IR drop are modelled).
+through its own ADC, on shorter wires. Packing places blocks in their crossbars (their place sets
+the wires' length to the drivers and sense amplifiers); scheduling does not change the
+arithmetic. Not modelled: sneak paths through unselected cells (1T1R arrays have none), the
+currents of other blocks' cells on a shared row, temperature.
 """
 
 from __future__ import annotations

@@ -145,10 +145,22 @@ def block_sliced(sim, layer, d, cells, b):
     dsum = dp.sum(-1, keepdim=True) if l_min else None
     if l_min:
         P += l_min * dsum
-    if sim.variation.read_sigma and sim.draw is not None and not sim._calibrating:
-        top = float((1 << p.cell_bits) - 1)
-        sd = sim.variation.read_sigma * top * torch.sqrt((dp * dp).sum(-1, keepdim=True))
-        P += sd * torch.randn(P.shape, generator=read_generator(sim))
+    var = sim.variation
+    if var.per_read and sim.draw is not None and not sim._calibrating:
+        gen = read_generator(sim)
+        if var.read_sigma:  # each cell's read: independent per cell, its variance summed exactly
+            top = float((1 << p.cell_bits) - 1)
+            sd = var.read_sigma * top * torch.sqrt((dp * dp).sum(-1, keepdim=True))
+            P += sd * torch.randn(P.shape, generator=gen)
+        if var.dac_sigma:  # each driven row's voltage: shared by the row's cells
+            full = float((1 << p.dac_bits) - 1)
+            noise = var.dac_sigma * full * torch.randn(d.shape, generator=gen)
+            if masks is not None:
+                noise = torch.stack([noise * mask[:, None, :] for mask in masks])
+            P += torch.matmul(noise, cells)
+        if var.out_sigma:  # each column before its ADC
+            full = float((1 << p.dac_bits) - 1)
+            P += var.out_sigma * full * torch.randn(P.shape, generator=gen)
     if sim._calibrating:
         cls = column_classes(sim, P.shape[-1])
         flat = P.reshape(-1, P.shape[-1])
@@ -181,7 +193,7 @@ def adc_is_exact(sim, layer) -> bool:
     largest sum a column can make in one read, rows x largest digit x top level, fits in the
     ADC's codes at a step of one (so nothing is rounded or clipped)."""
     p = sim.precision
-    if not p.adc_bits or sim.r_dg or sim.range.l_min or sim.variation.read_sigma and sim.draw is not None:
+    if not p.adc_bits or sim.r_dg or sim.range.l_min or sim.variation.per_read and sim.draw is not None:
         return False
     if sim.draw is not None and sim.variation.programmed:
         return False
@@ -209,7 +221,7 @@ def crossbar_mvm(sim, layer: SimLayer, X: "torch.Tensor", per_inf: int) -> "torc
     n = len(layer.copies)
     mvm = torch.arange(M) % per_inf
     bounds = np.cumsum([0] + layer.shares) * (per_inf / max(1, layer.mvms))
-    sliced = bool(sim._calibrating or (sim.variation.read_sigma and sim.draw is not None)
+    sliced = bool(sim._calibrating or (sim.variation.per_read and sim.draw is not None)
                   or (p.adc_bits and not adc_is_exact(sim, layer)))
     Y = torch.zeros(G, M + 1, C)
     xpad = torch.cat([xi, torch.zeros(G, 1, R)], dim=1)  # row M: padding, computes 0

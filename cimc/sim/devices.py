@@ -42,7 +42,10 @@ class Variation:
     lognormal: G * exp(N(0, lognormal)); stuck_on / stuck_off: rates of cells stuck at g_max /
     g_min; read_sigma: read noise per cell per read, a fraction of the range;
     drift_nu, drift_nu_std: power-law drift exponent (mean, spread across cells) where the
-    model has no drift of its own."""
+    model has no drift of its own;
+    out_sigma: noise at each column before its ADC, per read, in partial-sum units (one cell level
+    times one full input digit); dac_sigma: noise of each row's DAC drive, per read, a fraction of
+    a full input digit (it reaches every column through the row's cells)."""
 
     sigma: float = 0.0
     lognormal: float = 0.0
@@ -53,9 +56,12 @@ class Variation:
     scale: float = 1.0
     drift_nu: float = 0.0
     drift_nu_std: float = 0.0
+    out_sigma: float = 0.0
+    dac_sigma: float = 0.0
 
     def __post_init__(self):
-        for k in ("sigma", "lognormal", "stuck_on", "stuck_off", "read_sigma", "scale", "drift_nu", "drift_nu_std"):
+        for k in ("sigma", "lognormal", "stuck_on", "stuck_off", "read_sigma", "scale", "drift_nu", "drift_nu_std",
+                  "out_sigma", "dac_sigma"):
             v = getattr(self, k)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise SimError(f"variation '{k}' = {v!r} must be a finite number >= 0.")
@@ -82,8 +88,13 @@ class Variation:
                                                                           or fit.read_1f)))
 
     @property
+    def per_read(self) -> bool:
+        """Whether every read draws fresh noise (cells, column outputs or row drives)."""
+        return bool(self.read_sigma or self.out_sigma or self.dac_sigma)
+
+    @property
     def ideal(self) -> bool:
-        return not (self.programmed or self.read_sigma)
+        return not (self.programmed or self.per_read)
 
 
 @dataclass(frozen=True)
