@@ -194,10 +194,11 @@ def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], as_json: 
 def _targets(args) -> None:
     if args.action == "devices":
         _print_rows([load_device(n) for n in device_names()],
-                    [("device", "name", "<16"), ("cell", "cell_bits", ">4"), ("R_on kOhm", "r_on_kohm", ">9"),
+                    [("device", "name", "<18"), ("cell", "cell_bits", ">4"), ("R_on kOhm", "r_on_kohm", ">9"),
                      ("on/off", "on_off_ratio", ">7"), ("read V", "read_voltage_v", ">6"),
                      ("write ns/row", "cell_write_ns", ">12.6"), ("write pJ/cell", "cell_write_pj", ">13.6"),
-                     ("sigma", "variation_sigma", ">6"), (" description", "description", "")], args.json,
+                     ("sigma", "variation_sigma", ">6"), ("noise model", "noise_model", "<18"),
+                     (" description", "description", "")], args.json,
                     "\nuse one with: --set device=NAME (its keys replace the target's), or device = \"NAME\" in a "
                     "target file")
         return

@@ -21,6 +21,7 @@ import onnx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cimc  # noqa: E402
 from cimc.accuracy import evaluate_accuracy  # noqa: E402
 from cimc.data import load_dataset  # noqa: E402
 from cimc.frontend import export_torch  # noqa: E402
@@ -40,6 +41,8 @@ def main():
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--limit", type=int, default=2000, help="test samples to evaluate on")
     ap.add_argument("--target", default="rram-256")
+    ap.add_argument("--no-per-copy", action="store_true",
+                    help="variation-aware: one noise draw per layer (default: one per copy of the full mapping)")
     ap.add_argument("--no-input-quant", action="store_true",
                     help="variation-aware: leave the inputs unquantised in training (default: on the DACs' grid)")
     ap.add_argument("--out", default="out")
@@ -53,11 +56,16 @@ def main():
     for name, var in (("plain", None), ("aware", Variation(sigma=args.train_sigma or args.sigma))):
         t0 = time.perf_counter()
         if var is None:
+            torch.manual_seed(0)  # the initial weights: the same network every run
             net = plain = fit(small_cnn(widths), data.x_train, data.y_train, epochs=args.epochs, target=args.target,
                               log=lambda s: print(f"  [plain] {s}"))
-        else:  # variation-aware: fine-tune the plain network with cell noise injected, weights clipped
+        else:  # variation-aware: fine-tune the plain network with cell noise injected, weights clipped,
+            # each copy of the full pipeline's mapping with its own noise
+            mapping = None
+            if not args.no_per_copy:
+                mapping = cimc.compile(export_torch(plain, (torch.zeros(1, 1, 28, 28),)), args.target).module
             net = fit(copy.deepcopy(plain), data.x_train, data.y_train, epochs=args.aware_epochs, lr=1e-3,
-                      variation=var, clip_std=args.clip or None, target=args.target,
+                      variation=var, clip_std=args.clip or None, target=args.target, mapping=mapping,
                       quantize_inputs=not args.no_input_quant, log=lambda s: print(f"  [aware] {s}"))
         path = out / f"fmnist_{name}.onnx"
         onnx.save(export_torch(net, (torch.zeros(1, 1, 28, 28),), dynamic_batch=True), path)

@@ -292,14 +292,19 @@ def chip_accuracy(onnx_model, module, data, target, chip: Chip) -> dict:
     from cimc.accuracy import evaluate_accuracy
     from cimc.sim import Variation
 
-    sigma = target.variation_sigma if chip.sigma is None else chip.sigma
-    rep = evaluate_accuracy(onnx_model, target, data, module=module, variation=Variation(sigma=sigma),
+    model = target.noise_model  # the device's model: a published fit brings its own programming noise
+    if chip.sigma is None:
+        sigma = target.variation_sigma if model == "constant" else 0.0
+    else:
+        sigma = chip.sigma
+    var = Variation(sigma=sigma, model=model)
+    rep = evaluate_accuracy(onnx_model, target, data, module=module, variation=var,
                             draws=chip.draws, limit=chip.samples, calib=chip.calib)
     out = {"accuracy_quant": rep.quant_accuracy}
     if rep.draws:
         out.update(accuracy_variation_mean=rep.variation_mean, accuracy_variation_p5=rep.variation_p5,
                    accuracy_variation_std=rep.variation_std)
-    elif sigma == 0:  # no variation: every chip is the ideal one
+    elif var.ideal:  # no variation: every chip is the ideal one
         out.update(accuracy_variation_mean=rep.quant_accuracy, accuracy_variation_p5=rep.quant_accuracy,
                    accuracy_variation_std=0.0)
     return out

@@ -335,3 +335,47 @@ def test_training_with_the_chip_in_the_loop_quantises_inputs_and_leaves_nothing_
     for m in net.modules():
         assert not m._forward_pre_hooks and not hasattr(m, "parametrizations")
     assert accuracy(net, d.x_test, d.y_test) > 0.85
+
+
+def test_training_gives_each_copy_its_own_noise_over_its_own_pixels():
+    """PerCopy on a conv with 3 copies of shares 2:1:1 over a 4 x 4 output (16 pixels: 8, 4, 4):
+    with a weight that changes by one on every access (standing for a fresh noise draw; the
+    layer's own forward makes access 0), the pixels of copy k are computed with W + 1 + k; a
+    classifier with 3 copies takes turns by sample (it keeps the layer's own draw for copy 0)."""
+    from torch.nn.utils import parametrize
+
+    from cimc.train import PerCopy
+
+    class Count(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.k = -1
+
+        def forward(self, w):
+            self.k += 1
+            return w + self.k
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+    count = Count()
+    parametrize.register_parametrization(conv, "weight", count)
+    count.k = -1  # registering evaluated it once
+    conv.register_forward_hook(PerCopy(3, [2, 1, 1], 4))
+    conv.train()
+    x = torch.randn(2, 2, 4, 4)
+    y = conv(x).reshape(2, 3, 16)
+    w0 = conv.parametrizations.weight.original.detach()
+    for k, (a, b) in enumerate(((0, 8), (8, 12), (12, 16))):
+        ref = torch.nn.functional.conv2d(x, w0 + 1 + k, conv.bias, padding=1).reshape(2, 3, 16)
+        torch.testing.assert_close(y[..., a:b], ref[..., a:b], rtol=1e-4, atol=1e-4)
+    fc = torch.nn.Linear(5, 2)
+    count2 = Count()
+    parametrize.register_parametrization(fc, "weight", count2)
+    count2.k = -1
+    fc.register_forward_hook(PerCopy(3, [1, 0, 0], 1))
+    fc.train()
+    x = torch.randn(6, 5)
+    y = fc(x)
+    w0 = fc.parametrizations.weight.original.detach()
+    for i in range(6):
+        torch.testing.assert_close(y[i], torch.nn.functional.linear(x[i], w0 + i % 3, fc.bias), rtol=1e-4, atol=1e-4)

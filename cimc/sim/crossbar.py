@@ -161,21 +161,25 @@ def block_sliced(sim, layer, d, cells, b):
         if var.out_sigma:  # each column before its ADC
             full = float((1 << p.dac_bits) - 1)
             P += var.out_sigma * full * torch.randn(P.shape, generator=gen)
+    lsb = None
     if sim._calibrating:
         cls = column_classes(sim, P.shape[-1])
         flat = P.reshape(-1, P.shape[-1])
         layer.p_lo = layer.p_lo.scatter_reduce(0, cls, flat.min(0).values, "amin")
         layer.p_hi = layer.p_hi.scatter_reduce(0, cls, flat.max(0).values, "amax")
-    elif p.adc_bits:
+    elif p.adc_bits:  # in place, codes kept; the step is applied in the digital sums below
         lsb, qlo, qhi = adc_steps(sim, layer, column_classes(sim, P.shape[-1]))
-        P.div_(lsb).round_()
-        P = torch.maximum(torch.minimum(P, qhi), qlo).mul_(lsb)
-    if l_min:
+        P.mul_(1.0 / lsb).round_().clamp_(qlo, qhi)
+        if l_min:
+            P -= (l_min * dsum) / lsb
+    elif l_min:
         P -= l_min * dsum
     if masks is not None:
         P = P.sum(0)  # the digital sum of the parts' conversions
     coef_t = torch.tensor([2.0 ** (t * p.dac_bits) for t in range(T)])
     Pt = torch.tensordot(coef_t, P, dims=([0], [0]))  # [K, Gb, m, width]
+    if lsb is not None:
+        Pt.mul_(lsb)  # the ADC codes back to partial-sum units, per column's step
     K, Gb, m, _ = Pt.shape
     y = Pt[..., :Cb * AS].reshape(K, Gb, m, Cb, AS) @ coef
     if p.signed_weights == "offset":
