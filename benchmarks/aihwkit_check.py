@@ -113,9 +113,7 @@ def output_bounds(net, x):
 def aihwkit_runs(net, x, y, *, noise=None, draws=1, t=0.0, compensate=False, adc_bits=None, seed=0, bounds=None):
     """aihwkit's accuracy per draw (one draw = one programming of the analog weights). bounds:
     per layer ADC bound (`output_bounds`), else aihwkit's default."""
-    from aihwkit.inference.compensation.drift import GlobalDriftCompensation
     from aihwkit.nn.conversion import convert_to_analog
-    from aihwkit.simulator.configs import TorchInferenceRPUConfig
 
     if bounds:  # one configuration per layer, each with its own ADC bound
         accs = []
@@ -131,19 +129,7 @@ def aihwkit_runs(net, x, y, *, noise=None, draws=1, t=0.0, compensate=False, adc
             analog.eval()
             accs.append(accuracy_torch(analog, x, y))
         return accs
-    cfg = TorchInferenceRPUConfig()
-    cfg.mapping.weight_scaling_omega = 1.0  # each layer's abs-max weight on g_max
-    cfg.mapping.max_input_size = 0
-    cfg.mapping.max_output_size = 0
-    if adc_bits is None:
-        cfg.forward.is_perfect = True
-    else:
-        cfg.forward.out_noise = 0.0
-        cfg.forward.inp_res = 1 / (2 ** 8 - 2)
-        cfg.forward.out_res = 1 / (2 ** adc_bits - 2)
-    if noise is not None:
-        cfg.noise_model = noise
-    cfg.drift_compensation = GlobalDriftCompensation() if compensate else None
+    cfg = layer_config(adc_bits, noise, compensate)
     accs = []
     for k in range(draws):
         torch.manual_seed(seed * 1000 + k)
@@ -156,6 +142,8 @@ def aihwkit_runs(net, x, y, *, noise=None, draws=1, t=0.0, compensate=False, adc
 
 
 def layer_config(adc_bits, noise, compensate):
+    """aihwkit's torch inference tile: each layer's abs-max weight on g_max, one tile per layer,
+    a perfect forward (adc_bits None) or 8-bit DACs and an adc_bits ADC with no output noise."""
     from aihwkit.inference.compensation.drift import GlobalDriftCompensation
     from aihwkit.simulator.configs import TorchInferenceRPUConfig
 
@@ -163,9 +151,12 @@ def layer_config(adc_bits, noise, compensate):
     cfg.mapping.weight_scaling_omega = 1.0
     cfg.mapping.max_input_size = 0
     cfg.mapping.max_output_size = 0
-    cfg.forward.out_noise = 0.0
-    cfg.forward.inp_res = 1 / (2 ** 8 - 2)
-    cfg.forward.out_res = 1 / (2 ** adc_bits - 2)
+    if adc_bits is None:
+        cfg.forward.is_perfect = True
+    else:
+        cfg.forward.out_noise = 0.0
+        cfg.forward.inp_res = 1 / (2 ** 8 - 2)
+        cfg.forward.out_res = 1 / (2 ** adc_bits - 2)
     if noise is not None:
         cfg.noise_model = noise
     cfg.drift_compensation = GlobalDriftCompensation() if compensate else None
