@@ -180,7 +180,7 @@ def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = 
     quant_acc = _accuracy(sim.run(x, "quant", batch, measure=True), y)
     per_draw = []
     at_time = {t: [] for t in times}
-    if draws and not variation.ideal:
+    if draws and (not variation.ideal or (times and variation.drifts)):
         for d in range(draws):
             sim.program(d)
             per_draw.append(_accuracy(sim.run(x, "quant", batch), y))

@@ -379,3 +379,16 @@ def test_training_gives_each_copy_its_own_noise_over_its_own_pixels():
     w0 = fc.parametrizations.weight.original.detach()
     for i in range(6):
         torch.testing.assert_close(y[i], torch.nn.functional.linear(x[i], w0 + i % 3, fc.bias), rtol=1e-4, atol=1e-4)
+
+
+def test_drift_alone_is_evaluated_against_time(tmp_path):
+    """A chip with no programming noise still drifts: eval reads it at each time asked."""
+    import onnx
+
+    from cimc.accuracy import evaluate_accuracy
+
+    path = tmp_path / "m.onnx"
+    onnx.save(export(small_cnn((4,), image=8), (1, 1, 8, 8)), path)
+    rep = evaluate_accuracy(path, "rram-256", "digits", passes="baseline", variation=Variation(drift_nu=0.2),
+                            draws=2, times=(1e6,), limit=50, precision={"adc_bits": 0})
+    assert len(rep.times) == 1 and len(rep.times[0]["per_draw"]) == 2 and not rep.notes
