@@ -134,11 +134,12 @@ class Simulator:
             layer.alpha = 1.0
         if compensate and t:
             now = {name: _mean_abs_weight(self, layer) for name, layer in self.layers.items()}
-            self._program_cells(draw, var, 0.0)
-            before = {name: _mean_abs_weight(self, layer) for name, layer in self.layers.items()}
-            self._program_cells(draw, var, t)
+            cells_t = {name: layer.cells for name, layer in self.layers.items()}
+            self._program_cells(draw, var, 0.0)  # the same chip just after programming: the reference
             for name, layer in self.layers.items():
-                layer.alpha = before[name] / now[name] if now[name] > 0 else 1.0
+                before = _mean_abs_weight(self, layer)
+                layer.alpha = before / now[name] if now[name] > 0 else 1.0
+                layer.cells = cells_t[name]
         self.draw = draw
         self.time_s = t
 
