@@ -107,11 +107,9 @@ def parse_time(text: str) -> float:
 
 
 def time_label(t: float) -> str:
-    for unit in ("y", "w", "d", "h", "min", "s"):
-        if t >= UNITS[unit] or unit == "s":
-            v = t / UNITS[unit]
-            return f"{v:.3g}{unit}"
-    return f"{t:g}s"
+    """Seconds in the largest unit they reach: 3600 -> '1h'."""
+    unit = next((u for u in ("y", "w", "d", "h", "min") if t >= UNITS[u]), "s")
+    return f"{t / UNITS[unit]:.3g}{unit}"
 
 
 def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
@@ -212,9 +210,8 @@ def evaluate_accuracy(model, target="rram-256", data="digits", *, passes: str = 
     elif not t_.wire_ohm:
         rep.ir_drop = "none (wire_ohm = 0)"
     else:
-        rep.ir_drop = (f"first order, {t_.wire_ohm:g} Ohm per cell, g_max {1000 / t_.r_on_kohm:g} uS, "
-                       f"on/off {t_.on_off_ratio:g}" if t_.on_off_ratio else
-                       f"first order, {t_.wire_ohm:g} Ohm per cell, g_max {1000 / t_.r_on_kohm:g} uS, g_min 0")
+        g_min = f"on/off {t_.on_off_ratio:g}" if t_.on_off_ratio else "g_min 0"
+        rep.ir_drop = f"first order, {t_.wire_ohm:g} Ohm per cell, g_max {1000 / t_.r_on_kohm:g} uS, {g_min}"
     if per_draw:
         a = np.array(per_draw)
         rep.variation_mean, rep.variation_std = float(a.mean()), float(a.std())

@@ -300,14 +300,11 @@ def _eval(args) -> None:
     from cimc.sim import Variation
 
     _check_outputs(args, [args.model])
-    target = load_target(args.target, _overrides(args.set))
-    model = args.noise_model or target.noise_model
-    sigma = args.sigma
-    if sigma is None:  # the device's programming variation (a fitted model has its own)
-        sigma = target.variation_sigma if model == "constant" else 0.0
     times = tuple(parse_time(t) for t in args.time.split(",")) if args.time else ()
-    var = Variation(sigma, args.lognormal, args.stuck_on, args.stuck_off, args.read_sigma, model, args.noise_scale,
-                    args.drift_nu, args.drift_nu_std, args.out_noise, args.dac_noise)
+    var = Variation.of(load_target(args.target, _overrides(args.set)), args.sigma, model=args.noise_model,
+                       lognormal=args.lognormal, stuck_on=args.stuck_on, stuck_off=args.stuck_off,
+                       read_sigma=args.read_sigma, scale=args.noise_scale, drift_nu=args.drift_nu,
+                       drift_nu_std=args.drift_nu_std, out_sigma=args.out_noise, dac_sigma=args.dac_noise)
     rep = evaluate_accuracy(args.model, args.target, args.data, passes=args.passes, budget=args.budget,
                             variation=var, draws=args.draws, seed=args.seed, limit=args.limit,
                             precision={"adc_bits": args.adc_bits}, times=times, compensate=args.drift_compensation,

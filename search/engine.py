@@ -292,12 +292,7 @@ def chip_accuracy(onnx_model, module, data, target, chip: Chip) -> dict:
     from cimc.accuracy import evaluate_accuracy
     from cimc.sim import Variation
 
-    model = target.noise_model  # the device's model: a published fit brings its own programming noise
-    if chip.sigma is None:
-        sigma = target.variation_sigma if model == "constant" else 0.0
-    else:
-        sigma = chip.sigma
-    var = Variation(sigma=sigma, model=model)
+    var = Variation.of(target, chip.sigma)
     rep = evaluate_accuracy(onnx_model, target, data, module=module, variation=var,
                             draws=chip.draws, limit=chip.samples, calib=chip.calib)
     out = {"accuracy_quant": rep.quant_accuracy}

@@ -70,6 +70,15 @@ class Variation:
         if self.model not in MODELS:
             raise SimError(f"noise model '{self.model}' is not one of {', '.join(MODELS)}.")
 
+    @classmethod
+    def of(cls, target, sigma: float | None = None, **kw) -> "Variation":
+        """The target's device: its noise model, and its constant sigma (variation_sigma) unless
+        sigma is given; a published fit brings its own programming noise (sigma 0 then)."""
+        model = kw.pop("model", None) or target.noise_model
+        if sigma is None:
+            sigma = target.variation_sigma if model == "constant" else 0.0
+        return cls(sigma=sigma, model=model, **kw)
+
     @property
     def fit(self) -> NoiseFit | None:
         return FITS.get(self.model)
