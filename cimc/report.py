@@ -36,6 +36,9 @@ class LayerCost:
     buffer_ns: float = 0.0  # its inputs and output through the tile buffer
     network_ns: float = 0.0  # its data between tiles (bytes over one link, plus the hops)
     lanes: int = 1  # replicas each of its blocks holds on a crossbar's diagonal (the most of any copy)
+    # its work per inference on the busiest unit it uses: a crossbar (its own reads there) or,
+    # for a digital op, one tile's digital units; against the period, its share of the pace
+    busy_ns: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Report:
     # what sets the period: "crossbars" (the busiest crossbar's reads), "digital" (the tiles'
     # digital units), "buffer" (one op's buffer traffic) or "network" (byte-hops over all links)
     period_set_by: str = ""
+    bottleneck: str = ""  # the op with the most work on what sets the period
     warnings: tuple = ()  # what the figures leave out for this mapping (e.g. traffic between chips)
     # per component, summed over the layers; "static" is the leakage of the tiles and crossbars in
     # use over one period (included in energy_nj); "network" the on-chip network's hops

@@ -175,7 +175,8 @@ def _weight_layer(op: Op, m: _Mapping, tally: _Tally, parts: dict, buffer_ns: fl
     return LayerCost(op.result, op.kind, op["rows"], op["cols"], op["groups"], op["mvms"],
                      len(bs) * (op.get("copies") or 1), c, loads.crossbars(loads.layer_xbar_load.get(op.result, {})),
                      latency, sum(parts.values()) * 1e-3, energy_breakdown_nj=nj(parts), area_mm2=area,
-                     buffer_ns=buffer_ns, network_ns=network_ns, lanes=max((b.get("lanes", 1) for b in bs), default=1))
+                     buffer_ns=buffer_ns, network_ns=network_ns, lanes=max((b.get("lanes", 1) for b in bs), default=1),
+                     busy_ns=compute_ns)
 
 
 def _digital_op(op: Op, m: _Mapping, tally: _Tally, parts: dict, buffer_ns: float, traffic_ns: float,
@@ -197,7 +198,8 @@ def _digital_op(op: Op, m: _Mapping, tally: _Tally, parts: dict, buffer_ns: floa
     rows = op["shape"][2] if len(op["shape"]) == 4 else 1
     tally.bound_ns[op.result] = max(digital_ns(t, ops, t.tiles * m.chips_used), buffer_ns) / max(rows, 1)
     return LayerCost(op.result, op.kind, 0, 0, 0, 0, 0, 0, 0, latency, sum(parts.values()) * 1e-3,
-                     fn=op.get("fn", ""), energy_breakdown_nj=nj(parts), buffer_ns=buffer_ns, network_ns=network_ns)
+                     fn=op.get("fn", ""), energy_breakdown_nj=nj(parts), buffer_ns=buffer_ns, network_ns=network_ns,
+                     busy_ns=compute_ns)
 
 
 def _read(module: Module) -> _Mapping:
@@ -236,6 +238,23 @@ def _multi_chip(module: Module, m: _Mapping, xbars_used: int) -> tuple[list, dic
     return [f"the weights need {m.chips_used} chips of {t.name} ({xbars_used} crossbars, {t.xbars} per chip); "
             "area counts every chip, but data moving between chips is not costed: latency and energy "
             "are those of an ideal multi-chip link" + alt + "."], reprogramming
+
+
+def _bottleneck(period_set_by: str, loads, tally: _Tally, m: _Mapping) -> str:
+    """The op that sets the period: the one with the most work on the busiest crossbar (or on
+    the busiest tile's digital units), or with the most buffer or network time."""
+    layers = tally.layers
+    if period_set_by == "crossbars" and loads.xbar_load:
+        key = max(loads.xbar_load, key=loads.xbar_load.get)
+        return max(loads.layer_xbar_load, key=lambda n: loads.layer_xbar_load[n].get(key, 0.0), default="")
+    if period_set_by == "digital" and tally.digital_load:
+        tile = max(tally.digital_load, key=tally.digital_load.get)
+        on = [x for x in layers if not x.rows and tile in (m.op_tiles.get(x.name) or m.in_use)]
+        return max(on, key=lambda x: x.busy_ns).name if on else ""
+    if not layers:
+        return ""
+    field = "network_ns" if period_set_by == "network" else "buffer_ns"
+    return max(layers, key=lambda x: getattr(x, field)).name
 
 
 def evaluate(module: Module, model: str | None = None, passes: str | None = None, compile_s: float = 0.0,
@@ -277,6 +296,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                     "buffer": tally.buffer_bound_ns, "network": network_period_ns(t, tally.net_byte_hops, chips_used)}
     period_ns = max(max(period_parts.values()), 1e-9)
     period_set_by = max(period_parts, key=lambda k: period_parts[k])
+    bottleneck = _bottleneck(period_set_by, loads, tally, m)
     period_bound_ns = max(tally.block_read_work_ns / budget,
                           shared_work_bound(t, loads.blocks, m.defs, budget, tally.families), tally.longest_mvm_ns,
                           digital_ns(t, tally.digital_ops, t.tiles * chips_used),
@@ -319,7 +339,7 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         gap={"throughput": period_ns / period_bound_ns - 1, "latency": latency_ns / latency_bound_ns - 1
              if latency_bound_ns else 0.0,
              "crossbars": xbars_used / max(xbars_bound, 1) - 1},
-        solver=info, stream=stream, period_set_by=period_set_by, warnings=tuple(warnings),
+        solver=info, stream=stream, period_set_by=period_set_by, bottleneck=bottleneck, warnings=tuple(warnings),
         energy_breakdown_nj=nj(totals),
         area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
         network={"topology": t.noc, "bytes_between_tiles": tally.net_bytes, "byte_hops": tally.net_byte_hops},

@@ -25,6 +25,7 @@ class Loads(NamedTuple):
     xbar_load: dict  # crossbar key -> load (ns)
     placed: dict[str, Op]  # block -> its map.place
     xbar_count: dict  # crossbar key -> crossbars it stands for, where more than one
+    block_load: dict  # block -> its load (ns) on its crossbar per inference (placed blocks and copy-0 blocks)
 
     def crossbars(self, keys=None) -> int:
         """Crossbars the keys (default: all) stand for."""
@@ -49,6 +50,7 @@ def mapping_loads(module: Module) -> Loads:
     layer_energy_pj: dict[str, dict] = {}
     xbar_load: dict = defaultdict(float)
     xbar_count: dict = {}
+    block_load: dict = {}
     for name, bs in blocks.items():
         layer = defs[name]
         per_xbar: dict = defaultdict(float)
@@ -72,7 +74,7 @@ def mapping_loads(module: Module) -> Loads:
             else:  # compact copies of a placed block share its crossbar: it does all their MVMs
                 n = layer["mvms"] if compact > 1 else block_share(b, layer["mvms"], copies[name])
                 key = (p["tile"], p["xbar"]) if p is not None else ("unplaced", b.result, 0)
-                load = block_load_ns(t, b, n)
+                load = block_load[b.result] = block_load_ns(t, b, n)
                 per_xbar[key] += load
                 xbar_load[key] += load
             energy["dac_and_periphery"] += n * row * density
@@ -80,7 +82,7 @@ def mapping_loads(module: Module) -> Loads:
             energy["adc"] += n * adc
         layer_xbar_load[name] = per_xbar
         layer_energy_pj[name] = energy
-    return Loads(copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed, xbar_count)
+    return Loads(copies, blocks, layer_xbar_load, layer_energy_pj, xbar_load, placed, xbar_count, block_load)
 
 
 def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple,
