@@ -17,6 +17,15 @@ class Analyses:
     def __init__(self):
         self.verifier = Verifier()
         self._report: tuple | None = None  # (ops, target, report)
+        self.pass_seconds: dict[str, float] = {}  # wall-clock seconds of each pass of the last run, in order
+
+    def add_time(self, name: str, seconds: float) -> None:
+        """A pass's time; a pass that runs twice in one pipeline is `name#2`."""
+        key, n = name, 1
+        while key in self.pass_seconds:
+            n += 1
+            key = f"{name}#{n}"
+        self.pass_seconds[key] = seconds
 
     def keep_report(self, module: Module, report) -> None:
         """`report` holds for `module` and for any module with the very same ops and target."""

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cimc import files
+from cimc import files, progress
 from cimc.analyses import Analyses
 from cimc.cost import evaluate
 from cimc.errors import CimcError
@@ -92,6 +92,7 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
         if name:
             module = dataclasses.replace(module, name=name)
     else:
+        progress.stage("importing the model")
         module = import_model(model, tgt, batch=batch, input_shapes=input_shapes, example_inputs=example_inputs,
                               name=name)
     if input_density is not None:
@@ -107,7 +108,7 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
         report = dataclasses.replace(report, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
     else:
         report = evaluate(module, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
-    return Result(module, report)
+    return Result(module, dataclasses.replace(report, pass_seconds=dict(analyses.pass_seconds)))
 
 
 def import_model(model, target: "str | Path | Target" = "rram-256", *, batch: int = 1,
@@ -160,8 +161,9 @@ def opt(module: Module, passes: str, check: bool = True) -> Result:
     """Run a pipeline on an existing Module (e.g. parsed from mapping-IR text)."""
     t0 = time.perf_counter()
     pipeline = parse_pipeline(passes)
-    module = run_pipeline(module, pipeline, check=check)
-    return Result(module, evaluate(module, compile_s=time.perf_counter() - t0))
+    analyses = Analyses()
+    module = run_pipeline(module, pipeline, check=check, analyses=analyses)
+    return Result(module, evaluate(module, compile_s=time.perf_counter() - t0, pass_seconds=dict(analyses.pass_seconds)))
 
 
 def report(module: Module) -> Report:

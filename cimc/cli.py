@@ -11,7 +11,7 @@ import os
 import sys
 
 import cimc
-from cimc import files
+from cimc import files, progress
 from cimc.api import Result, write_atomic
 from cimc.errors import CimcError
 from cimc.targets import (
@@ -46,11 +46,23 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    def views(sp):
+        sp.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+        sp.add_argument("--all-layers", action="store_true", help="list every layer in the table")
+        sp.add_argument("--html", metavar="FILE", help="write the report as one self-contained HTML page")
+        sp.add_argument("--png", metavar="DIR", help="write the report's figures as PNG files (300 dpi) into DIR")
+        sp.add_argument("--no-color", action="store_true", help="no colour in the table (also: NO_COLOR set, or "
+                        "standard output not a terminal)")
+        prog = sp.add_mutually_exclusive_group()
+        prog.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show the pass running and the solvers' progress on stderr (default: when stderr is "
+                          "a terminal)")
+        prog.add_argument("--no-progress", dest="progress", action="store_false")
+
     def outputs(sp):
         sp.add_argument("-o", "--output", help="write the mapping-IR text here")
         sp.add_argument("--report", help="write the JSON report here")
-        sp.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
-        sp.add_argument("--all-layers", action="store_true", help="list every layer in the table")
+        views(sp)
 
     c = sub.add_parser("compile", help="compile an ONNX model", description="Compile an ONNX model for a target.")
     c.add_argument("model", help="the .onnx file")
@@ -74,8 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="cost a mapping-IR file", description="Print the figures of a mapping-IR file.")
     r.add_argument("file", help="the .cim file")
     r.add_argument("--report", help="write the JSON report here")
-    r.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
-    r.add_argument("--all-layers", action="store_true", help="list every layer in the table")
+    views(r)
 
     e = sub.add_parser("eval", help="accuracy on the chip under quantisation and device variation",
                        description="Compile a model and measure its accuracy with the crossbar-level simulator: "
@@ -153,8 +164,18 @@ def _check_outputs(args, inputs: list) -> None:
     target = getattr(args, "target", None)
     extra = [target if target and (str(target).endswith(".toml") or os.path.exists(target)) else None,
              getattr(args, "input_density", None), getattr(args, "data", None)]
-    files.check_outputs({"-o": getattr(args, "output", None), "--report": getattr(args, "report", None)},
+    files.check_outputs({"-o": getattr(args, "output", None), "--report": getattr(args, "report", None),
+                         "--html": getattr(args, "html", None)},
                         [i for i in list(inputs) + extra if i])
+    png = getattr(args, "png", None)
+    if png and (os.path.islink(png) or (os.path.exists(png) and not os.path.isdir(png))):
+        raise CimcError(f"--png '{files.safe_text(png, 200)}' is a link or not a folder; give a folder (it is made "
+                        "if missing).")
+
+
+def _color(args) -> bool:
+    """Colour in the table: a terminal, no --no-color, no NO_COLOR (no-color.org)."""
+    return sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
 
 
 def _emit(args, result) -> None:
@@ -162,13 +183,25 @@ def _emit(args, result) -> None:
         write_atomic(args.output, result.text())
     if args.report:
         write_atomic(args.report, result.to_json() + "\n")
-    if "-" in (getattr(args, "output", None), args.report):  # stdout holds the file; nothing else goes there
+    written = [x for x in (getattr(args, "output", None), args.report) if x]
+    if args.html or args.png:
+        from cimc.view import mapping_view
+        from cimc.view.figures import write_pngs
+        from cimc.view.page import render
+
+        view = mapping_view(result.module, result.report)
+        if args.html:
+            files.write_atomic(args.html, render("mapping", f"cimc: {result.report.model} on {result.report.target}", view),
+                         "--html")
+            written.append(args.html)
+        if args.png:
+            written += [str(p) for p in write_pngs(view, args.png)]
+    if "-" in (getattr(args, "output", None), args.report, args.html):  # stdout holds a file; nothing else goes there
         return
     if args.json:
         print(result.to_json())
     else:
-        print(result.report.table(None if args.all_layers else 40))
-        written = [x for x in (getattr(args, "output", None), args.report) if x]
+        print(result.report.table(None if args.all_layers else 40, color=_color(args)))
         if written:
             print("\nwrote " + ", ".join(written))
 
@@ -318,6 +351,11 @@ def _eval(args) -> None:
 def run(argv: list[str]) -> int:
     args = _build_parser().parse_args(argv)
 
+    with progress.showing(getattr(args, "progress", False)):
+        return _command(args)
+
+
+def _command(args) -> int:
     if args.command == "compile":
         _check_outputs(args, [args.model])
         density = args.input_density

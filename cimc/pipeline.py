@@ -15,9 +15,11 @@ import dataclasses
 import gc
 import math
 import re
+import time
 import typing
 from typing import Sequence
 
+from cimc import progress
 from cimc.analyses import Analyses
 from cimc.errors import CimcError, PipelineError, VerifyError
 from cimc.ir import Module
@@ -232,7 +234,10 @@ def _few_collections():
 
 def _run(module: Module, passes: Sequence, each: bool, analyses: Analyses) -> Module:
     done = [p for p in str(module.get("passes", "")).split(",") if p]
-    for p in passes:
+    analyses.pass_seconds.clear()
+    for i, p in enumerate(passes, 1):
+        progress.stage(f"{module.name}: pass {i}/{len(passes)} {p.name}")
+        t0 = time.perf_counter()
         try:
             if hasattr(p, "run_with_report"):  # a pass that costs the mapping it returns
                 module, report = p.run_with_report(module)
@@ -246,6 +251,7 @@ def _run(module: Module, passes: Sequence, each: bool, analyses: Analyses) -> Mo
             raise VerifyError(f"after pass '{p.name}' (run after: {before}): {e}") from None
         except CimcError:
             raise
+        analyses.add_time(p.name, time.perf_counter() - t0)
         done.append(print_pipeline([p]))
         module = module.with_ops(module.ops, passes=",".join(done))  # the same ops: a kept report holds
     return module

@@ -74,6 +74,9 @@ class Report:
     # digital units), "buffer" (one op's buffer traffic) or "network" (byte-hops over all links)
     period_set_by: str = ""
     bottleneck: str = ""  # the op with the most work on what sets the period
+    # each candidate for the period: the busiest crossbar, the busiest tile's digital units, the
+    # largest buffer traffic of one op, the network as a whole (period_ns is the largest)
+    period_parts_ns: dict = field(default_factory=dict)
     warnings: tuple = ()  # what the figures leave out for this mapping (e.g. traffic between chips)
     # per component, summed over the layers; "static" is the leakage of the tiles and crossbars in
     # use over one period (included in energy_nj); "network" the on-chip network's hops
@@ -86,6 +89,7 @@ class Report:
     # reads per input digit, partial_sums ("exact": fewer rows per read, charged; "quantized":
     # the ADC's levels spread over the sum, which the simulator models) and whether it quantizes
     converter: dict = field(default_factory=dict)
+    pass_seconds: dict = field(default_factory=dict)  # wall-clock seconds of each pass of the compile, in order
     layers: tuple[LayerCost, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -97,8 +101,8 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
-    def table(self, max_layers: int | None = 40) -> str:
-        return format_table(self, max_layers)
+    def table(self, max_layers: int | None = 40, color: bool = False) -> str:
+        return format_table(self, max_layers, color)
 
 
 def _si(x: float, unit: str) -> str:
@@ -110,26 +114,73 @@ def _si(x: float, unit: str) -> str:
     return f"{x:.4g} {unit}"
 
 
-def format_table(r: Report, max_layers: int | None = 40) -> str:
+def middle(name: str, width: int) -> str:
+    """`name` cut to `width` characters in the middle (both ends of a layer name tell most)."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "\u2026" + name[len(name) - (width - 1 - head):]
+
+
+class _Style:
+    """ANSI styles for a terminal; nothing when colour is off."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.on else text
+
+    def bold(self, text: str) -> str:
+        return self(text, "1")
+
+    def mark(self, text: str) -> str:
+        return self(text, "1;33")
+
+    def dim(self, text: str) -> str:
+        return self(text, "2")
+
+
+def format_table(r: Report, max_layers: int | None = 40, color: bool = False) -> str:
+    st = _Style(color)
     weight_layers = [layer for layer in r.layers if layer.crossbars or layer.rows]
     digital = [layer for layer in r.layers if not (layer.crossbars or layer.rows)]
-    lines = [f"cimc: {r.model} on {r.target}  (passes: {r.passes})", ""]
+    lines = [st.bold(f"cimc: {r.model} on {r.target}") + st.dim(f"  (passes: {r.passes})"), ""]
     shown = weight_layers if max_layers is None else weight_layers[:max_layers]
+    if max_layers is not None and r.bottleneck in {x.name for x in weight_layers} - {x.name for x in shown}:
+        shown = shown + [x for x in weight_layers if x.name == r.bottleneck]  # the layer that sets the pace, always
     w = min(max([len(x.name) for x in shown] + [28]), 48)
-    head = f"{'layer':<{w}} {'op':<18} {'matrix':>13} {'groups':>6} {'mvms':>7} {'blocks':>6} {'copies':>6} {'xbars':>5} {'latency':>11} {'energy':>11}"
-    lines += [head, "-" * len(head)]
+    head = (f"  {'layer':<{w}} {'op':<14} {'matrix':>11} {'groups':>6} {'mvms':>7} {'blocks':>6} {'copies':>6} "
+            f"{'xbars':>5} {'busy':>7} {'latency':>11} {'energy':>11}")
+    lines += [st.bold(head), "-" * len(head)]
+    period = r.period_ns or 1.0
+
+    def row(mark: str, name: str, op: str, matrix: str, groups, mvms, blocks, copies, xbars, busy: str,
+            latency_ns: float, energy_nj: float) -> str:
+        return (f"{mark} {middle(name, w):<{w}} {middle(op, 14):<14} {matrix:>11} {groups:>6} {mvms:>7} {blocks:>6} "
+                f"{copies:>6} {xbars:>5} {busy:>7} {latency_ns / 1e3:>8.2f} us {energy_nj:>8.2f} nJ")
+
     for layer in shown:
         copies = f"{layer.copies}x{layer.lanes}" if layer.lanes > 1 else f"{layer.copies}"
-        lines.append(f"{layer.name[:w]:<{w}} {layer.op:<18} {f'{layer.rows}x{layer.cols}':>13} {layer.groups:>6} "
-                     f"{layer.mvms:>7} {layer.blocks:>6} {copies:>6} {layer.crossbars:>5} "
-                     f"{layer.latency_ns / 1e3:>8.2f} us {layer.energy_nj:>8.2f} nJ")
+        text = row("*" if layer.name == r.bottleneck else " ", layer.name, layer.op, f"{layer.rows}x{layer.cols}",
+                   layer.groups, layer.mvms, layer.blocks, copies, layer.crossbars,
+                   f"{100 * layer.busy_ns / period:.0f}%", layer.latency_ns, layer.energy_nj)
+        lines.append(st.mark(text) if layer.name == r.bottleneck else text)
     if len(shown) < len(weight_layers):
-        lines.append(f"... {len(weight_layers) - len(shown)} more weight layers (see --report JSON)")
+        lines.append(st.dim(f"  ... {len(weight_layers) - len(shown)} more weight layers (--all-layers, or the "
+                            "--report JSON)"))
     d_lat = sum(x.latency_ns for x in digital)
     d_en = sum(x.energy_nj for x in digital)
-    lines.append(f"{f'digital ops ({len(digital)})':<{w}} {'(no crossbars)':<18} {'':>13} {'':>6} {'':>7} {'':>6} {'':>6} "
-                 f"{0:>5} {d_lat / 1e3:>8.2f} us {d_en:>8.2f} nJ")
-    lines += ["", f"{'figure':<24} {'value':>16} {'bound':>16}", "-" * 58]
+    lines.append(row(" ", f"digital ops ({len(digital)})", "(no crossbars)", "", "", "", "", "", 0, "",
+                     d_lat, d_en))
+    slow = [x for x in digital if x.name == r.bottleneck]
+    for layer in slow:  # a digital op that sets the pace gets its own line
+        lines.append(st.mark(row("*", layer.name, layer.op, "", "", "", "", "", 0,
+                                 f"{100 * layer.busy_ns / period:.0f}%", layer.latency_ns, layer.energy_nj)))
+    if r.bottleneck:
+        lines.append(st.dim("  busy: work per inference on its busiest crossbar (or one tile's digital units), "
+                            "as a share of the period; * sets the period"))
+    lines += ["", st.bold(f"{'figure':<24} {'value':>16} {'bound':>16}"), "-" * 58]
     rows = [
         ("crossbars used", f"{r.crossbars_used} / {r.budget}", f">= {r.crossbars_lower_bound}"),
         ("tiles used", f"{r.tiles_used}", f"on {r.chips_used} chip{'s' if r.chips_used > 1 else ''}"),
@@ -146,7 +197,8 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
     if r.period_set_by:
         what = {"crossbars": "the busiest crossbar's reads", "digital": "the tiles' digital units",
                 "buffer": "one op's buffer traffic", "network": "the network (byte-hops over all links)"}
-        lines.append(f"period {_si(r.period_ns * 1e-9, 's')}, set by {what.get(r.period_set_by, r.period_set_by)}")
+        lines.append(f"period {_si(r.period_ns * 1e-9, 's')}, set by {what.get(r.period_set_by, r.period_set_by)}"
+                     + (f" ({middle(r.bottleneck, 60)})" if r.bottleneck else ""))
     if r.energy_breakdown_nj and r.energy_nj:
         parts = ", ".join(f"{k} {100 * v / r.energy_nj:.0f}%" for k, v in r.energy_breakdown_nj.items() if v > 0)
         lines.append(f"energy by component: {parts}")
@@ -160,5 +212,5 @@ def format_table(r: Report, max_layers: int | None = 40) -> str:
                else f"exact ({c['bits_needed']} bits needed)")
         lines.append(f"ADC: {c['adc_bits']} bits, {c['rows_per_conversion']} rows per conversion, "
                      f"{c['reads_per_digit']} read{'s' if c['reads_per_digit'] > 1 else ''} per input digit; {how}")
-    lines += [f"warning: {w}" for w in r.warnings]
+    lines += [st.mark(f"warning: {w}") for w in r.warnings]
     return "\n".join(lines)

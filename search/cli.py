@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cimc import cli as core
 from cimc.errors import CimcError
-from cimc.search.results import check_output, load_front, show
+from cimc.search.results import OUT_FILES, check_output, load_front, show
 
 EPILOG = """examples:
   cimc search examples/search/quick.toml --trials 12 --seed 0 --out runs/quick/
@@ -87,7 +87,7 @@ def search(argv: list[str]) -> int:
     if out.exists() and not out.is_dir():
         raise CimcError(f"--out '{out}' is a file; give a folder.")
 
-    for name in ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png"):  # before any work
+    for name in OUT_FILES:  # before any work
         check_output(out / name)
         if (out / name).exists() and os.path.samefile(out / name, space_path):
             raise CimcError(f"--out: '{out / name}' is the space file; give another folder.")
@@ -97,7 +97,7 @@ def search(argv: list[str]) -> int:
                  progress=args.progress, timeout_s=args.timeout, final=not args.no_final,
                  heartbeat_s=args.heartbeat, grace_s=3 * args.heartbeat)
     print(result.table())
-    print(f"\nwrote {out}/: trials.csv, pareto.json, pareto.png, hypervolume.png"
+    print(f"\nwrote {out}/: index.html (open it in a browser), trials.csv, pareto.json, pareto.png, hypervolume.png"
           + (", points/" if not args.no_final and result.pareto() else ""))
     return 0
 

@@ -31,7 +31,7 @@ import numpy as np
 import cimc
 from cimc.api import write_atomic
 
-POINT_FILES = ("model.onnx", "mapping.cim", "report.json", "accuracy.json")
+POINT_FILES = ("model.onnx", "mapping.cim", "report.json", "report.html", "accuracy.json")
 
 
 @dataclass
@@ -182,10 +182,32 @@ def check_output(path: Path) -> None:
                              "Give another --out folder.")
 
 
+OUT_FILES = ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png", "index.html")
+
+
+def search_view(result: Result, doc: dict) -> dict:
+    """What the search page shows: pareto.json's document, every trial (state, figures, knobs,
+    why infeasible, seconds), the hypervolume after each completed trial, and each Pareto
+    point's mapping page (relative to the output folder)."""
+    feasible = {t.number for t in result.feasible()}
+    trials = []
+    for t in sorted(result.trials(), key=lambda t: t.number):
+        ua = t.user_attrs
+        secs = ua.get("seconds", {}).get("total")
+        if secs is None and t.datetime_start and t.datetime_complete:
+            secs = (t.datetime_complete - t.datetime_start).total_seconds()
+        trials.append({"trial": t.number, "state": t.state.name, "feasible": t.number in feasible,
+                       "reason": ua.get("infeasible") or ua.get("error", ""), "metrics": ua.get("metrics", {}),
+                       "network": ua.get("network", {}), "hardware": ua.get("hardware", {}), "seconds": secs})
+    reports = {p["trial"]: str(Path(p["report_path"]).with_name("report.html"))
+               for p in doc["points"] if p.get("report_path")}
+    return {"doc": doc, "trials": trials, "history": result.hypervolume_history(), "reports": reports}
+
+
 def write_outputs(result: Result, final: bool = True) -> None:
     out = result.out
     s = result.settings
-    for name in ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png"):
+    for name in OUT_FILES:
         check_output(out / name)
     if (out / "points").is_symlink() or ((out / "points").exists() and not (out / "points").is_dir()):
         raise cimc.CimcError(f"'{out / 'points'}' is a link or not a folder; give another --out folder.")
@@ -211,6 +233,9 @@ def write_outputs(result: Result, final: bool = True) -> None:
     write_atomic(out / "pareto.json", json.dumps(doc, indent=2, default=float) + "\n")
     plot_front(result, points, out / "pareto.png")
     plot_history(result, out / "hypervolume.png")
+    from cimc.view import search_html
+
+    write_atomic(out / "index.html", search_html(search_view(result, json.loads(json.dumps(doc, default=float)))))
     _prune_points(out, {p.trial for p in points} if final else set())
 
 
@@ -245,6 +270,9 @@ def finish_point(result: Result, p: Point) -> Point:
         p.mapping_path, p.report_path = folder / "mapping.cim", folder / "report.json"
         r.save(p.mapping_path)
         write_atomic(p.report_path, r.to_json() + "\n")
+        from cimc.view import mapping_html
+
+        write_atomic(folder / "report.html", mapping_html(r.module, r.report))
         acc = {"data": f"{s.data.name}/test", "samples": int(len(s.data.x_test))}
         if s.evaluator.metrics() and "accuracy" in s.evaluator.metrics():
             from cimc.search.evaluators import float_accuracy

@@ -17,17 +17,21 @@ function sv(tag, attrs, text) {
   if (text !== undefined && text !== null) e.textContent = text;
   return e;
 }
+function trim(s) { // trailing zeros after a decimal point only
+  if (s.indexOf(".") < 0) return s;
+  return s.replace(/\.?0+(e.*)?$/, (m, e) => e || "");
+}
 function num(x, digits) {
   if (x === null || x === undefined || x === "") return "-";
   if (typeof x !== "number") return String(x);
   if (!isFinite(x)) return String(x);
   if (Number.isInteger(x) && Math.abs(x) < 1e15) return x.toLocaleString("en-US");
-  return x.toPrecision(digits || 4).replace(/\.?0+(e|$)/, "$1");
+  return trim(x.toPrecision(digits || 4));
 }
 function si(x, unit) {
   if (x === null || x === undefined || !isFinite(x)) return "-";
   const p = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"], [1, ""], [1e-3, "m"], [1e-6, "\u00b5"], [1e-9, "n"], [1e-12, "p"]];
-  for (const [s, pre] of p) if (Math.abs(x) >= s) return (x / s).toPrecision(4).replace(/\.?0+$/, "") + " " + pre + unit;
+  for (const [s, pre] of p) if (Math.abs(x) >= s) return trim((x / s).toPrecision(4)) + " " + pre + unit;
   return x.toPrecision(4) + " " + unit;
 }
 const ns = (x) => si(x * 1e-9, "s");
@@ -200,6 +204,12 @@ function summary(d, r) {
     buffer: "one op's buffer traffic", network: "the network (byte-hops over all links)" };
   s.appendChild(el("p", { id: "period-set-by", "data-by": r.period_set_by },
     `The period is set by ${what[r.period_set_by] || r.period_set_by}` + (r.bottleneck ? `; the op with the most work there: ${r.bottleneck}.` : ".")));
+  const parts = r.period_parts_ns || {};
+  if (Object.keys(parts).length) {
+    s.appendChild(el("p", { class: "note" }, "What could set the period, per inference:"));
+    const names = { crossbars: "the busiest crossbar", digital: "the busiest tile's digital units", buffer: "one op's buffer traffic", network: "the network" };
+    barChart(s, Object.keys(parts).map((k) => ({ label: names[k] || k, value: parts[k], colour: k === r.period_set_by ? "#c2410c" : "#adb5bd" })), "ns", { labelWidth: 200, cls: "period-parts" });
+  }
   s.appendChild(el("h3", {}, "Pass pipeline and solvers"));
   const pairs = [["pipeline", r.passes]];
   Object.keys(r.solver || {}).forEach((k) => pairs.push([k.replace(/_/g, " "), String(r.solver[k])]));
