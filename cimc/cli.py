@@ -21,6 +21,9 @@ from cimc.targets import (
     parse_override,
     preset_names,
 )
+from cimc.view import mapping_view
+from cimc.view.figures import write_pngs
+from cimc.view.page import render
 
 EPILOG = """examples:
   cimc compile model.onnx --target rram-256
@@ -185,10 +188,6 @@ def _emit(args, result) -> None:
         write_atomic(args.report, result.to_json() + "\n")
     written = [x for x in (getattr(args, "output", None), args.report) if x]
     if args.html or args.png:
-        from cimc.view import mapping_view
-        from cimc.view.figures import write_pngs
-        from cimc.view.page import render
-
         view = mapping_view(result.module, result.report)
         if args.html:
             files.write_atomic(args.html, render("mapping", f"cimc: {result.report.model} on {result.report.target}", view),
@@ -293,7 +292,7 @@ def describe_target(t, f: dict) -> str:
              + (f" (off-chip link {t.chip_io_power_mw / 1e3:.4g} W, {t.chip_io_area_mm2:.4g} mm2)" if t.chip_io_power_mw else ""),
              f"tile      {t.groups_per_tile} groups x {t.xbars_per_group} crossbars, {t.tile_area_mm2:.4g} mm2, "
              f"{f['tile_power_mw']:.4g} mW" + (f", buffer {t.buffer_kb:g} KB" if t.buffer_kb else ""),
-             *([f"pools     " + ", ".join(f"{r}x{c} x {n}" + (" (pool 0)" if p == 0 else "")
+             *(["pools     " + ", ".join(f"{r}x{c} x {n}" + (" (pool 0)" if p == 0 else "")
                                        for p, (r, c, n) in enumerate(t.pool_list)) + " per tile"]
                if t.pools else []),
              f"group     {t.xbars_per_group} crossbars, {f['group_area_mm2']:.4g} mm2, {f['group_power_mw']:.4g} mW",
@@ -308,7 +307,7 @@ def describe_target(t, f: dict) -> str:
              + (f", {t.noc_bytes_per_ns:g} B/ns per link" if t.noc_bytes_per_ns else ", transfers not timed")
              + (f", {t.noc_hop_ns:g} ns per hop" if t.noc_hop_ns else "")
              + f", {t.noc_pj_per_byte_hop:g} pJ per byte per router",
-             f"off chip  " + (f"{t.offchip_bytes_per_ns:g} B/ns, {t.offchip_pj_per_byte:g} pJ/B"
+             "off chip  " + (f"{t.offchip_bytes_per_ns:g} B/ns, {t.offchip_pj_per_byte:g} pJ/B"
                               if t.offchip_bytes_per_ns else "not modelled"),
              f"device    {t.device or '(none named)'}: {t.cell_bits}-bit cells"
              + (f", R_on {t.r_on_kohm:g} kOhm, on/off {t.on_off_ratio:g}" if t.r_on_kohm else "")

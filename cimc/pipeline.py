@@ -17,7 +17,7 @@ import math
 import re
 import time
 import typing
-from typing import Sequence
+from collections.abc import Sequence
 
 from cimc import progress
 from cimc.analyses import Analyses

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-_active: "Progress | None" = None
+_active: Progress | None = None
 
 
 class Progress:
@@ -51,9 +51,10 @@ class Progress:
 
     def detail(self, text: str) -> None:
         with self._lock:
+            first = not self.detail_text
             self.detail_text = text
         if self.tty:
-            self.draw()
+            self.draw(force=first)  # the first of a stage at once, then at most ten a second
 
     def draw(self, force: bool = False) -> None:
         now = time.monotonic()

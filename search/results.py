@@ -30,6 +30,7 @@ import numpy as np
 
 import cimc
 from cimc.api import write_atomic
+from cimc.view import mapping_html, search_html
 
 POINT_FILES = ("model.onnx", "mapping.cim", "report.json", "report.html", "accuracy.json")
 
@@ -233,8 +234,6 @@ def write_outputs(result: Result, final: bool = True) -> None:
     write_atomic(out / "pareto.json", json.dumps(doc, indent=2, default=float) + "\n")
     plot_front(result, points, out / "pareto.png")
     plot_history(result, out / "hypervolume.png")
-    from cimc.view import search_html
-
     write_atomic(out / "index.html", search_html(search_view(result, json.loads(json.dumps(doc, default=float)))))
     _prune_points(out, {p.trial for p in points} if final else set())
 
@@ -270,10 +269,8 @@ def finish_point(result: Result, p: Point) -> Point:
         p.mapping_path, p.report_path = folder / "mapping.cim", folder / "report.json"
         r.save(p.mapping_path)
         write_atomic(p.report_path, r.to_json() + "\n")
-        from cimc.view import mapping_html
-
         write_atomic(folder / "report.html", mapping_html(r.module, r.report))
-        acc = {"data": f"{s.data.name}/test", "samples": int(len(s.data.x_test))}
+        acc = {"data": f"{s.data.name}/test", "samples": len(s.data.x_test)}
         if s.evaluator.metrics() and "accuracy" in s.evaluator.metrics():
             from cimc.search.evaluators import float_accuracy
 
@@ -457,7 +454,7 @@ class Progress:
             print(file=sys.stderr)
 
 
-def load_front(folder: "str | Path") -> dict:
+def load_front(folder: str | Path) -> dict:
     """pareto.json of a search's output folder (for `cimc search show`)."""
     path = Path(folder) / "pareto.json"
     if not path.is_file():
@@ -471,7 +468,7 @@ def load_front(folder: "str | Path") -> dict:
     return doc
 
 
-def show(folder: "str | Path") -> str:
+def show(folder: str | Path) -> str:
     doc = load_front(folder)
     hv = doc.get("hypervolume")
     head = (f"{doc['family']} on {doc['target']}, data {doc['data']}: {doc['completed']} trials complete, "

@@ -2,11 +2,11 @@
 goes upward, or on an import inside a function that is not of an optional or heavy library.
 
 Layers, lowest first (a module may import its own layer and those below):
-  base    errors, files, targets
+  base    errors, files, progress, targets
   ir      the IR, facts, geometry (mapping, plans), op table, verifier, text, analyses
   model   the cost model, reports, frontend, simulator, training and data
   passes  the passes
-  api     pipeline, api (compile, accuracy on the chip), cli, the package itself
+  api     pipeline, api (compile, accuracy on the chip), cli, the report pages (view), the package itself
   search  cimc.search, and `python -m cimc` (the program, which runs the search command)
 """
 
@@ -19,13 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"cimc": "cimc", "passes": "cimc.passes", "targets": "cimc.targets", "search": "cimc.search"}
 LAYERS = [
-    ("base", ["cimc.errors", "cimc.files", "cimc.targets", "cimc.targets.*"]),
+    ("base", ["cimc.errors", "cimc.files", "cimc.progress", "cimc.targets", "cimc.targets.*"]),
     ("ir", ["cimc.ir", "cimc.facts", "cimc.mapping", "cimc.plans", "cimc.ops", "cimc.verify", "cimc.text",
             "cimc.analyses"]),
     ("model", ["cimc.cost", "cimc.cost.*", "cimc.report", "cimc.frontend", "cimc.frontend.*", "cimc.onnx_torch", "cimc.onnx_torch.*",
                "cimc.sim", "cimc.sim.*", "cimc.train", "cimc.data"]),
     ("passes", ["cimc.passes", "cimc.passes.*"]),
-    ("api", ["cimc", "cimc.pipeline", "cimc.api", "cimc.accuracy", "cimc.cli"]),
+    ("api", ["cimc", "cimc.pipeline", "cimc.api", "cimc.accuracy", "cimc.cli", "cimc.view", "cimc.view.*"]),
     ("search", ["cimc.search", "cimc.search.*", "cimc.__main__"]),
 ]
 # imported where they are used, named here: heavy to import (seconds, hundreds of MB) or

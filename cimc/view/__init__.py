@@ -28,4 +28,4 @@ def search_html(view: dict) -> str:
     return render("search", f"cimc search: {doc.get('family')} on {doc.get('target')}", view)
 
 
-__all__ = ["mapping_html", "write_mapping_html", "search_html", "mapping_view"]
+__all__ = ["mapping_html", "mapping_view", "search_html", "write_mapping_html"]

@@ -108,7 +108,7 @@ class Browser:
         return r["result"].get("value")
 
     # ---- pages -------------------------------------------------------------------------
-    def open(self, path: "str | os.PathLike", ready_timeout_s: float | None = None) -> float:
+    def open(self, path: str | os.PathLike, ready_timeout_s: float | None = None) -> float:
         """Load a report and wait until it says it is drawn (<body data-ready>); the seconds it took.
         Raises if it draws an error or does not finish in time."""
         t0 = time.monotonic()
@@ -125,7 +125,7 @@ class Browser:
             time.sleep(0.05)
         raise BrowserError(f"{path}: not drawn within {ready_timeout_s or self.timeout_s:.0f} s")
 
-    def screenshot(self, path: "str | os.PathLike", full_page: bool = False) -> None:
+    def screenshot(self, path: str | os.PathLike, full_page: bool = False) -> None:
         params = {"format": "png"}
         if full_page:
             size = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]

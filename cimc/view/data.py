@@ -17,6 +17,7 @@ from collections import defaultdict
 from cimc.cost import digital_tiles, mapping_loads, tiles_in_use
 from cimc.ir import Module
 from cimc.mapping import block_footprint, block_pool
+from cimc.pipeline import parse_pipeline
 from cimc.report import Report
 
 STEADY_MAX_PIECES = 400_000  # the stream's pieces kept in a page (beyond: the one-inference chart only)
@@ -28,8 +29,6 @@ def _round(x: float) -> float:
 
 def _schedule_pass(module: Module):
     """The schedule pass the mapping was made with (its options), or None."""
-    from cimc.pipeline import parse_pipeline
-
     try:
         passes = parse_pipeline(str(module.get("passes", "")) or "cost")
     except Exception:  # noqa: BLE001 - a hand-written passes attribute: no schedule to draw
@@ -77,9 +76,10 @@ def _chips(module: Module, loads, xbar_rows: dict, report: Report) -> dict:
     t = module.target
     per_chip = defaultdict(lambda: {"tiles": set(), "crossbars": 0, "layers": set()})
     op_chips = defaultdict(set)
+    defs = module.by_name()
     for name, p in loads.placed.items():
         chip = p["tile"] // t.tiles
-        layer = module.by_name()[name].operands[0]
+        layer = defs[name].operands[0]
         per_chip[chip]["tiles"].add(p["tile"])
         per_chip[chip]["layers"].add(layer)
         op_chips[layer].add(chip)
@@ -89,7 +89,6 @@ def _chips(module: Module, loads, xbar_rows: dict, report: Report) -> dict:
         in_use = tiles_in_use(module, loads)
         for op, tiles in digital_tiles(module, loads.blocks, loads.placed, in_use).items():
             op_chips[op].update(tile // t.tiles for tile in tiles)
-    defs = module.by_name()
     links = defaultdict(float)
     for op in module.ops:
         if op.namespace != "nn" or op.kind in ("nn.input", "nn.output"):
@@ -114,7 +113,10 @@ def mapping_view(module: Module, report: Report) -> dict:
     t = module.target
     loads = mapping_loads(module)
     defs = module.by_name()
-    op_index = {layer.name: i for i, layer in enumerate(report.layers)}
+    # the report's layers are the module's nn ops in order (the cost model walks them so)
+    ops = [op.result for op in module.ops if op.namespace == "nn" and op.kind not in ("nn.input", "nn.output")]
+    op_index = ({name: i for i, name in enumerate(ops)} if len(ops) == len(report.layers)
+                else {layer.name: i for i, layer in enumerate(report.layers)})
     keys = sorted({(p["tile"], p["xbar"]) for p in loads.placed.values()})
     xbar_rows = {k: i for i, k in enumerate(keys)}
     xbars = []

@@ -97,7 +97,6 @@ def crossbar_map(view: dict, path: Path) -> None:
 def schedule(view: dict, path: Path, rows_shown: int = 48) -> None:
     s = view["schedule"]
     names = view["resources"]
-    layers = view["report"]["layers"]
     rows = min(rows_shown, len(names))
     plt = _plt()
     fig, axes = plt.subplots(2, 1, figsize=(8, 2 * (0.12 * rows + 0.9)))
@@ -172,7 +171,7 @@ def chips(view: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def write_pngs(view: dict, folder: "str | Path") -> list[Path]:
+def write_pngs(view: dict, folder: str | Path) -> list[Path]:
     """Every figure of the mapping into `folder` (made if missing); the files written."""
     folder = Path(folder)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):

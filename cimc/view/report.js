@@ -351,7 +351,7 @@ function schedule(d, r, L) {
   const R = d.resources;
   const ctl = el("div", { class: "controls" });
   const size = el("select", { id: "gantt-rows", "aria-label": "rows per page" });
-  [32, 64, 128, 256].filter((n) => n < R.length).concat(["all"]).forEach((n) => size.appendChild(el("option", { value: n }, `${n} rows`)));
+  [32, 64, 128, 256].filter((n) => n < R.length).concat(R.length <= 1000 ? ["all"] : []).forEach((n) => size.appendChild(el("option", { value: n }, `${n} rows`)));
   const prev = el("button", {}, "\u2190"), next = el("button", {}, "\u2192"), where = el("span", { class: "note" });
   ctl.appendChild(el("span", {}, "units:")); ctl.appendChild(size); ctl.appendChild(prev); ctl.appendChild(next); ctl.appendChild(where);
   s.appendChild(ctl);
