@@ -42,8 +42,8 @@ def schedule_pieces(module: Module, rows: dict, op_index: dict, period_ns: float
     ("stream"), each a flat list of [row, op, inference, chunk, start_ns, end_ns] * pieces
     (`rows` maps a resource key, (tile, xbar) or ("digital", tile), to its row; `op_index` an
     op's name to its index in the report's layers). A stream of more than STEADY_MAX_PIECES
-    keeps the pieces of a window of three periods in its middle ("window"). Empty when the
-    mapping has no schedule."""
+    keeps the pieces of three periods from the moment the last inference enters, when the
+    pipeline is fullest ("window"). Empty when the mapping has no schedule."""
     sp = _schedule_pass(module)
     if sp is None or not any(op.kind == "sched.slot" for op in module.ops):
         return {}
@@ -59,8 +59,9 @@ def schedule_pieces(module: Module, rows: dict, op_index: dict, period_ns: float
                     pieces.append((row, op_index[jobs[n].name], inf, c, _round(start), _round(start + sizes[n][res])))
         pieces.sort(key=lambda p: (p[0], p[4], p[2]))
         if k == sp.inferences and len(pieces) > STEADY_MAX_PIECES:
-            makespan = max(p[5] for p in pieces)
-            t0, t1 = makespan / 2 - 1.5 * period_ns, makespan / 2 + 1.5 * period_ns
+            # from the moment the last inference enters, when the most inferences are in flight
+            t0 = min(p[4] for p in pieces if p[2] == k - 1)
+            t1 = t0 + 3 * period_ns
             pieces = [p for p in pieces if p[5] > t0 and p[4] < t1]
             out["window"] = [_round(t0), _round(t1)]
         flat = [x for p in pieces for x in p]

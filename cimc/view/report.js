@@ -127,21 +127,26 @@ function barChart(parent, items, unit, opts) {
   opts = opts || {};
   const W = 560, L = opts.labelWidth || 190, H = 16;
   const max = Math.max(1e-30, ...items.map((x) => x.value), opts.line || 0);
+  const show = opts.fmt || ((v) => `${num(v)} ${unit}`);
   const svg = sv("svg", { width: W + L + 90, height: items.length * H + 24, class: opts.cls || "" });
   items.forEach((it, i) => {
     const y = i * H + 4;
-    svg.appendChild(sv("text", { x: L - 6, y: y + 11, "text-anchor": "end" }, it.label.length > 30 ? it.label.slice(0, 13) + "\u2026" + it.label.slice(-14) : it.label));
+    const keep = Math.floor(L / 6.3), lab = it.label;
+    const short = lab.length > keep ? lab.slice(0, Math.floor(keep / 2) - 1) + "\u2026" + lab.slice(lab.length - Math.ceil(keep / 2)) : lab;
+    const t = sv("text", { x: L - 6, y: y + 11, "text-anchor": "end" }, short);
+    if (short !== lab) t.appendChild(sv("title", {}, lab));
+    svg.appendChild(t);
     let x = L;
     const parts = it.parts || [[it.label, it.value, it.colour || colour(i)]];
     parts.forEach(([name, v, c]) => {
       const w = (v / max) * W;
       const r = sv("rect", { x, y, width: Math.max(w, 0), height: H - 4, fill: c, class: opts.barClass || "" });
-      r.addEventListener("mousemove", (ev) => showTip(ev, `${it.label}\n${name}: ${num(v)} ${unit}`));
+      r.addEventListener("mousemove", (ev) => showTip(ev, `${it.label}\n${name}: ${show(v)}`));
       r.addEventListener("mouseleave", hideTip);
       svg.appendChild(r);
       x += w;
     });
-    svg.appendChild(sv("text", { x: x + 4, y: y + 11, class: "muted" }, `${num(it.value)} ${unit}`));
+    svg.appendChild(sv("text", { x: x + 4, y: y + 11, class: "muted" }, show(it.value)));
   });
   if (opts.line) {
     const x = L + (opts.line / max) * W;
@@ -208,7 +213,7 @@ function summary(d, r) {
   if (Object.keys(parts).length) {
     s.appendChild(el("p", { class: "note" }, "What could set the period, per inference:"));
     const names = { crossbars: "the busiest crossbar", digital: "the busiest tile's digital units", buffer: "one op's buffer traffic", network: "the network" };
-    barChart(s, Object.keys(parts).map((k) => ({ label: names[k] || k, value: parts[k], colour: k === r.period_set_by ? "#c2410c" : "#adb5bd" })), "ns", { labelWidth: 200, cls: "period-parts" });
+    barChart(s, Object.keys(parts).map((k) => ({ label: names[k] || k, value: parts[k], colour: k === r.period_set_by ? "#c2410c" : "#adb5bd" })), "ns", { labelWidth: 230, cls: "period-parts", fmt: ns });
   }
   s.appendChild(el("h3", {}, "Pass pipeline and solvers"));
   const pairs = [["pipeline", r.passes]];
@@ -258,7 +263,7 @@ function layers(d, r, L) {
     label: x.name, value: Math.max(x.busy_ns, x.buffer_ns),
     parts: [["busy", x.busy_ns, colour(x.i)], ["buffer beyond busy", Math.max(0, x.buffer_ns - x.busy_ns), "#ced4da"]],
   }));
-  barChart(s, items, "ns", { line: r.period_ns, lineLabel: "period " + ns(r.period_ns), cls: "busy-chart", barClass: "busy", labelWidth: 230 });
+  barChart(s, items, "ns", { line: r.period_ns, lineLabel: "period " + ns(r.period_ns), cls: "busy-chart", barClass: "busy", labelWidth: 230, fmt: ns });
 }
 
 function crossbarMap(d, r, L) {
@@ -359,7 +364,7 @@ function schedule(d, r, L) {
   const one = el("div", { id: "gantt-one" }), stream = el("div", { id: "gantt-stream" });
   s.appendChild(el("h3", {}, "One inference"));
   s.appendChild(one);
-  s.appendChild(el("h3", {}, `Steady state: ${S.inferences} inferences back to back` + (S.window ? ` (pieces between ${ns(S.window[0])} and ${ns(S.window[1])}: three periods in the middle of the stream)` : "")));
+  s.appendChild(el("h3", {}, `Steady state: ${S.inferences} inferences back to back` + (S.window ? ` (pieces between ${ns(S.window[0])} and ${ns(S.window[1])}: three periods from the moment the last inference enters, when the most are in flight)` : "")));
   s.appendChild(stream);
   let page = 0;
   const draw = () => {
