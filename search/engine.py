@@ -450,6 +450,35 @@ def settings_for(space: Space, objectives=None, constraints=None, evaluator=None
                     reference, heartbeat_s, grace_s, progress)
 
 
+def start_params(space: Space, start: list) -> list[dict]:
+    """Optuna parameters of each start design: every knob the space turns, a left-out one at its
+    largest value (a non-numeric one at its first); a knob not in the space, or a value outside
+    its domain, is refused with the reason."""
+    knobs = space.knobs()
+    out = []
+    for i, design in enumerate(start):
+        if not isinstance(design, dict):
+            raise SpaceError(f"start design {i}: give a {{knob: value}} table, got {type(design).__name__}.")
+        unknown = sorted(set(design) - set(knobs))
+        if unknown:
+            raise SpaceError(f"start design {i}: no knob {', '.join(unknown)} in the space.")
+        params = {}
+        for name, kb in knobs.items():
+            if kb.fixed:
+                continue
+            if name in design:
+                if not kb.contains(design[name]):
+                    raise SpaceError(f"start design {i}: {name} = {design[name]!r} is outside its domain "
+                                     f"{kb.describe()}.")
+                params[name] = design[name]
+            else:
+                vals = kb.values()
+                params[name] = max(vals) if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                for v in vals) else vals[0]
+        out.append(params)
+    return out
+
+
 def open_study(settings: Settings, storage_url: str | None, study_name: str, resume: bool):
     import optuna
 
@@ -499,7 +528,7 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
         out: "str | Path | None" = None, pipeline: str | None = None, final_pipeline: str | None = None,
         resume: bool = False, progress: bool | None = None, data: str | None = None, reference: dict | None = None,
         chip: Chip | None = None, timeout_s: float | None = None, heartbeat_s: int = 10, grace_s: int = 30,
-        final: bool = True):
+        final: bool = True, start: list | None = None):
     """Run a joint network + hardware search and return its `Result` (see cimc.search.results).
 
     objectives: {metric: "min" | "max"}; constraints: {metric: ("<=" | ">=", bound)}; both
@@ -508,7 +537,10 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
     workers: local processes (more than one needs a storage; without one a SQLite file in
     `out` is used). out: folder for trials.csv, pareto.json, plots and each Pareto point's
     model.onnx, mapping.cim, report.json and accuracy.json (final=False skips re-compiling the
-    Pareto points with the final pipeline). timeout_s bounds this process's loop.
+    Pareto points with the final pipeline). timeout_s bounds this process's loop. start: designs
+    to try first, each {knob: value} (knobs left out take their largest value; the reference
+    design of a study, say), queued when the study has no trials yet: the samplers then learn
+    from them as from any trial.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpaceError(f"workers = {workers!r}; give a positive integer.")
@@ -537,6 +569,9 @@ def run(space: Space, objectives: dict | None = None, constraints: dict | None =
                              "postgresql://...) or out (a SQLite file is made there).")
         storage = f"sqlite:///{(out / 'study.db').resolve()}"
     study_obj, store = open_study(settings, storage, study, resume)
+    if start and not study_obj.get_trials(deepcopy=False):
+        for params in start_params(space, start):
+            study_obj.enqueue_trial(params, skip_if_exists=True)
     lock = make_lock(storage, study)
     oracle = Oracle(settings)
     if hasattr(settings.evaluator, "supernet"):  # trained (or loaded) once, before workers fork

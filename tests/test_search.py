@@ -510,3 +510,20 @@ def test_a_search_over_adc_bits_that_cannot_see_its_accuracy_cost_says_so():
     assert said(hardware={"adc_bits": [4, 8]}, objectives={"accuracy_quant": "max", "latency_ns": "min"}) == []
     assert said(hardware={"adc_bits": [4, 8], "partial_sums": "exact"}) == []
     assert said(hardware={"xbar_rows": [64, 128]}) == []
+
+
+def test_start_designs_are_tried_first_and_checked():
+    """`start` queues designs before the sampler's own: the first trials are exactly them
+    (left-out knobs at their largest), once, and a design outside the space is refused."""
+    ev, _ = counting_callback()
+    space = tiny_space(network_knobs={"s0.width": [8, 16], "s0.kernel": [3, 5], "s0.depth": 1},
+                       hardware={"xbar_rows": [64, 128, 256], "adc_bits": {"low": 4, "high": 8}}, evaluator=ev)
+    result = search.run(space, trials=5, seed=0, progress=False,
+                        start=[{"s0.width": 8, "xbar_rows": 64}, {"s0.kernel": 3, "adc_bits": 5}])
+    first = sorted(result.trials(), key=lambda t: t.number)[:2]
+    assert first[0].params == {"s0.width": 8, "s0.kernel": 5, "xbar_rows": 64, "adc_bits": 8}
+    assert first[1].params == {"s0.width": 16, "s0.kernel": 3, "xbar_rows": 256, "adc_bits": 5}
+    assert len(result.trials()) == 5
+    for bad, message in (({"s9.width": 8}, "no knob s9.width"), ({"xbar_rows": 96}, "outside its domain")):
+        with pytest.raises(cimc.CimcError, match=message):
+            search.run(space, trials=2, seed=0, progress=False, start=[bad])

@@ -8,7 +8,8 @@ chip's area:
   model-only     the network knobs; the hardware is rram-256 as it is;
   hardware-only  the hardware knobs of cimnet_<family>.toml; the network is the reference;
   joint          both.
-Reference: the family's largest member (every knob at its largest) on rram-256. Every design
+Reference: the family's largest member (every knob at its largest) on rram-256; each search's
+first trial is the reference design (`search.run(start=...)`), as CiMNet starts from ViT-B. Every design
 computes exact partial sums (`partial_sums = "exact"`: fewer ADC bits read fewer rows at a
 time, and that is charged), so float accuracy is the accuracy of the chip. Accuracy comes
 from one weight-sharing supernet per family (trained once, cached in ~/.cache/cimc; its
@@ -118,11 +119,16 @@ def experiment(name: str, path: Path, trials: int, seed: int, quick: bool) -> di
         raise SystemExit(f"the reference does not compile: {ref['infeasible']}")
     ref_acc, ref_lat = ref["metrics"]["accuracy"], ref["metrics"]["latency_ns"]
     shared = Shared(inner=settings.evaluator, knobs=joint.net_knobs)
+    base = cimc.load_target(joint.target)
+    ref_hw = {k: getattr(base, k) for k in joint.hw_knobs if not joint.hw_knobs[k].fixed}
     runs = {}
-    for label, space, ev in (("model-only", model_only, settings.evaluator), ("hardware-only", hw_only, shared),
-                             ("joint", joint, settings.evaluator)):
+    for label, space, ev, start in (("model-only", model_only, settings.evaluator, largest),
+                                    ("hardware-only", hw_only, shared, ref_hw),
+                                    ("joint", joint, settings.evaluator, {**largest, **ref_hw})):
         t1 = time.perf_counter()
-        res = run(space, objectives=objectives, evaluator=ev, trials=trials, seed=seed, progress=False, final=False)
+        # every search starts from the reference design, as CiMNet's start from ViT-B
+        res = run(space, objectives=objectives, evaluator=ev, trials=trials, seed=seed, progress=False, final=False,
+                  start=[start])
         runs[label] = (res, time.perf_counter() - t1)
         print(f"  {label}: {len(res.feasible())} feasible of {trials}, {time.perf_counter() - t1:.0f} s", flush=True)
     ref_final = final_figures(oracle, joint, largest, BASE_HW)
