@@ -32,8 +32,11 @@ from cimnet import OUT, spaces  # noqa: E402
 from cimc.search import run  # noqa: E402
 
 SAMPLERS = ("nsga2", "tpe", "random")
-# fixed for every sampler and seed: worse than any candidate worth having
-REFERENCE = {"accuracy": 0.1, "latency_ns": 1_000_000.0}  # chance accuracy, 1 ms
+# fixed for every sampler and seed, near the reference design (the largest ViT on rram-256: 0.794
+# validation accuracy, 504 us in the loop): the hypervolume is the part of the objective space
+# the front takes that is both faster than that design and at most 10 points less accurate. A
+# point far off (chance accuracy, 1 ms) makes every sampler's hypervolume the same box.
+REFERENCE = {"accuracy": 0.70, "latency_ns": 500_000.0}
 
 
 def main() -> int:
@@ -47,9 +50,10 @@ def main() -> int:
     trials = a.trials or (100 if a.quick else 1000)
     marks = [n for n in (100, 300, 1000) if n <= trials] or [trials]
     joint, *_ = spaces(HERE / f"cimnet_{a.space}.toml", a.quick)
+    reference = REFERENCE if a.space == "vit" and not a.quick else {"accuracy": 0.1, "latency_ns": 1e7}
     objectives = dict(joint.objectives)
     print(f"joint space cimnet_{a.space}.toml: {len(joint.net_knobs)} network knobs, {len(joint.hw_knobs)} hardware knobs; "
-          f"objectives {objectives}; reference point {REFERENCE}; seeds 0..{seeds - 1}{' (quick)' if a.quick else ''}\n",
+          f"objectives {objectives}; reference point {reference}; seeds 0..{seeds - 1}{' (quick)' if a.quick else ''}\n",
           flush=True)
     hv = {s: {n: [] for n in marks} for s in SAMPLERS}
     curves = {s: [] for s in SAMPLERS}
@@ -59,7 +63,7 @@ def main() -> int:
         for sampler in SAMPLERS:
             t0 = time.perf_counter()
             r = run(joint, objectives=objectives, evaluator=evaluator, trials=trials, seed=seed, sampler=sampler,
-                    reference=REFERENCE, progress=False, final=False)
+                    reference=reference, progress=False, final=False)
             hist = [h for _, h in r.hypervolume_history()]
             minutes[sampler].append((time.perf_counter() - t0) / 60)
             curves[sampler].append(hist)
