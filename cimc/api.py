@@ -163,7 +163,8 @@ def opt(module: Module, passes: str, check: bool = True) -> Result:
     pipeline = parse_pipeline(passes)
     analyses = Analyses()
     module = run_pipeline(module, pipeline, check=check, analyses=analyses)
-    return Result(module, evaluate(module, compile_s=time.perf_counter() - t0, pass_seconds=dict(analyses.pass_seconds)))
+    return Result(module, evaluate(module, compile_s=time.perf_counter() - t0,
+                                   pass_seconds=dict(analyses.pass_seconds)))
 
 
 def report(module: Module) -> Report:

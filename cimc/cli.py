@@ -21,9 +21,8 @@ from cimc.targets import (
     parse_override,
     preset_names,
 )
-from cimc.view import mapping_view
+from cimc.view import mapping_html, mapping_view
 from cimc.view.figures import write_pngs
-from cimc.view.page import render
 
 EPILOG = """examples:
   cimc compile model.onnx --target rram-256
@@ -190,8 +189,7 @@ def _emit(args, result) -> None:
     if args.html or args.png:
         view = mapping_view(result.module, result.report)
         if args.html:
-            files.write_atomic(args.html, render("mapping", f"cimc: {result.report.model} on {result.report.target}", view),
-                         "--html")
+            files.write_atomic(args.html, mapping_html(result.module, result.report, view), "--html")
             written.append(args.html)
         if args.png:
             written += [str(p) for p in write_pngs(view, args.png)]

@@ -339,7 +339,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         gap={"throughput": period_ns / period_bound_ns - 1, "latency": latency_ns / latency_bound_ns - 1
              if latency_bound_ns else 0.0,
              "crossbars": xbars_used / max(xbars_bound, 1) - 1},
-        solver=info, stream=stream, period_set_by=period_set_by, bottleneck=bottleneck, period_parts_ns=period_parts, warnings=tuple(warnings),
+        solver=info, stream=stream, period_set_by=period_set_by, bottleneck=bottleneck, period_parts_ns=period_parts,
+        warnings=tuple(warnings),
         energy_breakdown_nj=nj(totals),
         area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
         network={"topology": t.noc, "bytes_between_tiles": tally.net_bytes, "byte_hops": tally.net_byte_hops},

@@ -12,9 +12,9 @@ from cimc.view.data import mapping_view
 from cimc.view.page import render
 
 
-def mapping_html(module, report) -> str:
-    """The HTML page of one mapping (a Module and its Report)."""
-    return render("mapping", f"cimc: {report.model} on {report.target}", mapping_view(module, report))
+def mapping_html(module, report, view: dict | None = None) -> str:
+    """The HTML page of one mapping (a Module and its Report; `view`: its `mapping_view`, if made already)."""
+    return render("mapping", f"cimc: {report.model} on {report.target}", view or mapping_view(module, report))
 
 
 def write_mapping_html(result, path) -> None:
