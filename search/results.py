@@ -183,6 +183,14 @@ def check_output(path: Path) -> None:
                              "Give another --out folder.")
 
 
+def trial_seconds(t) -> float | None:
+    """A trial's own time (compile and evaluation), else its wall time in the storage."""
+    secs = t.user_attrs.get("seconds", {}).get("total")
+    if secs is None and t.datetime_start and t.datetime_complete:
+        secs = (t.datetime_complete - t.datetime_start).total_seconds()
+    return secs
+
+
 OUT_FILES = ("trials.csv", "pareto.json", "pareto.png", "hypervolume.png", "index.html")
 
 
@@ -194,9 +202,7 @@ def search_view(result: Result, doc: dict) -> dict:
     trials = []
     for t in sorted(result.trials(), key=lambda t: t.number):
         ua = t.user_attrs
-        secs = ua.get("seconds", {}).get("total")
-        if secs is None and t.datetime_start and t.datetime_complete:
-            secs = (t.datetime_complete - t.datetime_start).total_seconds()
+        secs = trial_seconds(t)
         trials.append({"trial": t.number, "state": t.state.name, "feasible": t.number in feasible,
                        "reason": ua.get("infeasible") or ua.get("error", ""), "metrics": ua.get("metrics", {}),
                        "network": ua.get("network", {}), "hardware": ua.get("hardware", {}), "seconds": secs})
@@ -315,9 +321,7 @@ def trials_csv(result: Result) -> str:
     for t in trials:
         ua = t.user_attrs
         net, hw, m = ua.get("network", {}), ua.get("hardware", {}), ua.get("metrics", {})
-        secs = ua.get("seconds", {}).get("total")
-        if secs is None and t.datetime_start and t.datetime_complete:
-            secs = (t.datetime_complete - t.datetime_start).total_seconds()
+        secs = trial_seconds(t)
         w.writerow([t.number, t.state.name, int(t.number in feasible), ua.get("infeasible") or ua.get("error", ""),
                     ua.get("cached_from", ""), f"{secs:.3f}" if secs is not None else ""]
                    + [net.get(c, "") for c in net_cols] + [hw.get(c, "") for c in hw_cols]

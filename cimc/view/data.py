@@ -20,7 +20,7 @@ from cimc.mapping import block_footprint, block_pool
 from cimc.pipeline import parse_pipeline
 from cimc.report import Report
 
-STEADY_MAX_PIECES = 400_000  # the stream's pieces kept in a page (beyond: the one-inference chart only)
+STEADY_MAX_PIECES = 400_000  # the stream's pieces kept whole in a page (beyond: a window of three periods)
 
 
 def _round(x: float) -> float:
