@@ -60,7 +60,8 @@ def write_atomic(path: "str | os.PathLike", text: "str | bytes") -> None:
 
 def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEFAULT, *, batch: int = 1,
             input_shapes: dict | None = None, example_inputs=None, name: str | None = None,
-            budget: int | None = None, check: bool = True, input_density=None, **target_overrides) -> Result:
+            budget: int | None = None, check: bool = True, input_density=None, chips: int | None = None,
+            reload: bool = False, **target_overrides) -> Result:
     """Compile `model` for `target` and cost the mapping.
 
     model: a path to an .onnx file, an `onnx.ModelProto`, ONNX bytes, a `torch.nn.Module`
@@ -71,6 +72,12 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     passes: pipeline text or name: "full" (default), "fast", "baseline", or e.g.
         "lower,partition{grouped=serial},duplicate{budget=96},pack,schedule,cost".
     budget: crossbars the mapping may use (duplicate and pack); default: all of the target.
+    chips: chips of the target's kind the mapping may run on (default: as many as one copy of
+        every layer needs). Fewer than that runs the model in rounds, reprogramming the chips
+        between them (weight reloading); more spreads it over them for throughput.
+    reload: run in rounds on `chips` chips (default 1) even where more chips would hold it.
+    batch: the size of a dynamic batch dimension, and the inferences each round runs before
+        the next is programmed (when the weights are reloaded).
     input_density: how hard the inputs drive the rows (0..1 of every row in every read, the
         default 1): a number for every layer, {layer: number}, or the path of a `cimc eval`
         JSON report (its measured `input_density`). Scales row and array energy.
@@ -97,6 +104,7 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
                               name=name)
     if input_density is not None:
         module = with_input_density(module, input_density)
+    module = with_chips(module, chips, reload, batch)
     if budget is not None:
         if budget < 1:
             raise CimcError(f"budget must be at least 1 crossbar, got {budget}.")
@@ -109,6 +117,20 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     else:
         report = evaluate(module, passes=print_pipeline(pipeline), compile_s=time.perf_counter() - t0)
     return Result(module, dataclasses.replace(report, pass_seconds=dict(analyses.pass_seconds)))
+
+
+def with_chips(module: Module, chips: int | None, reload: bool, batch: int) -> Module:
+    """The module with the chips it may use, whether to reload, and the batch of a round."""
+    if chips is not None and (isinstance(chips, bool) or not isinstance(chips, int) or chips < 1):
+        raise CimcError(f"chips must be a whole number of at least 1, got {chips!r}.")
+    attrs: dict = {}
+    if reload:
+        attrs.update(chips=chips or 1, chips_plan="reload")
+    elif chips is not None:
+        attrs["chips"] = chips
+    if batch > 1:
+        attrs["batch"] = int(batch)
+    return module.with_ops(module.ops, **attrs) if attrs else module
 
 
 def import_model(model, target: "str | Path | Target" = "rram-256", *, batch: int = 1,

@@ -75,7 +75,12 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-density", metavar="X|FILE",
                    help="how hard inputs drive the rows, 0..1 of every row in every read (default 1): a number "
                         "for every layer, or the JSON report of cimc eval (per layer, measured on data)")
-    c.add_argument("--batch", type=int, default=1, help="size of a dynamic batch dimension (default 1)")
+    c.add_argument("--batch", type=int, default=1, help="size of a dynamic batch dimension, and the inferences a "
+                   "round runs when weights are reloaded (default 1)")
+    c.add_argument("--chips", type=int, help="chips the mapping may use (default: as many as the weights need; "
+                   "fewer reloads the weights in rounds)")
+    c.add_argument("--reload", action="store_true", help="run in rounds on --chips chips (default 1), "
+                   "reprogramming them, instead of more chips")
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="static shape for an input with dynamic dimensions")
     outputs(c)
@@ -363,7 +368,7 @@ def _command(args) -> int:
                 pass  # a file
         result = cimc.compile(args.model, args.target, args.passes, batch=args.batch, budget=args.budget,
                               input_shapes=_input_shapes(args.input_shape), input_density=density,
-                              **_overrides(args.set))
+                              chips=args.chips, reload=args.reload, **_overrides(args.set))
         _emit(args, result)
     elif args.command == "opt":
         _check_outputs(args, [args.file])

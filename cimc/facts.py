@@ -53,7 +53,7 @@ DUPLICATE_STATUS = ("OPTIMAL", "FEASIBLE", "GREEDY", "ONE_COPY")
 
 
 def _duplicate_status_text(v: str):
-    parts = re.split(r"(?:^|; )pool \d+: ", v)[1:] if v.startswith("pool ") else [v]
+    parts = re.split(r"(?:^|; )(?:pool|chip) \d+: ", v)[1:] if v.startswith(("pool ", "chip ")) else [v]
     for part in parts:
         if part.split(" ", 1)[0].split(";", 1)[0] not in DUPLICATE_STATUS:
             return f"must start with one of {', '.join(DUPLICATE_STATUS)}"
@@ -77,6 +77,10 @@ FACTS: dict[str, Fact] = {
     "schedule_method": Fact(str, "", "how schedule found each inference count's start times"),
     "stream_inferences": Fact(int, 1, "inferences scheduled back to back", _at_least(1)),
     "stream_makespan_ns": Fact(float, 0.0, "the makespan of those inferences (ns)", _at_least(0)),
+    "chips": Fact(int, 0, "chips of the target's kind the mapping runs on (0: one per stage)", _at_least(0)),
+    "chips_plan": Fact(str, "", "spread the stages over the chips, or reload them in rounds",
+                       _one_of("", "spread", "reload")),
+    "batch": Fact(int, 1, "inferences each round runs before the next is programmed", _at_least(1)),
 }
 
 

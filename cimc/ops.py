@@ -70,6 +70,8 @@ TYPE_TEXT = {"int": "an integer", "float": "a number", "str": "a string", "bool"
 def _check_shape(op, defs, target):
     if any(d < 0 for d in op["shape"]):
         return f"shape {list(op['shape'])} has a negative dimension"
+    if op.get("chip") is not None and op["chip"] < 0:
+        return f"chip = {op['chip']} is negative"
     return None
 
 
@@ -172,11 +174,13 @@ _CONV = {**_SHAPE, "in_channels": "int", "out_channels": "int", "kernel": "ints"
 # partition_layout, partition_groups: where duplicate gave a grouped layer another layout,
 # the partition's (layout, groups per block): the cost model's baseline is the partition's
 _MATRIX = {"rows": "int", "cols": "int", "mvms": "int", "fused": "strs", "onnx": "str", "copies": "int",
-           "input_density": "float", "partition_layout": "str", "partition_groups": "int"}
+           "input_density": "float", "partition_layout": "str", "partition_groups": "int", "chip": "int"}
 _DIGITAL_REQ = {**_SHAPE, "fn": "str", "ops": "int"}
 _DIGITAL_OPT = {"onnx": "str", "known": "bool", "axis": "int", "index": "int",
                 # window of a pooling op (the schedule reads which input rows an output row needs)
-                "kernel": "ints", "stride": "ints", "pads": "ints", "dilation": "ints"}
+                "kernel": "ints", "stride": "ints", "pads": "ints", "dilation": "ints",
+                # the stage (chip) of a model split over chips (passes/chips.py)
+                "chip": "int"}
 _DIGITAL = OpSpec(1, None, True, _DIGITAL_REQ, _DIGITAL_OPT, _check_shape)
 _COST = {"latency_ns": "float", "energy_nj": "float", "crossbars": "int"}
 
@@ -202,7 +206,7 @@ OPS: dict[str, OpSpec] = {
     "nn.reshape": _DIGITAL,  # data movement only: Reshape, Transpose, Flatten, Split, Pad, ...
     # how it is mapped
     "map.block": OpSpec(1, 1, True, {"copy": "int", "groups": "range", "rows": "range", "cols": "range",
-                                     "layout": "str"}, {"share": "int", "pool": "int", "lanes": "int"}, _check_block),
+                                     "layout": "str"}, {"share": "int", "pool": "int", "lanes": "int", "chip": "int"}, _check_block),
     "map.place": OpSpec(1, 1, False, {"tile": "int", "xbar": "int", "at": "ints"}, {}, _check_place),
     # the tiles whose digital units share a digital op's work (written by pack where the tiles
     # holding its input would be slower than the crossbars); without it, those tiles

@@ -48,7 +48,7 @@ class Report:
     passes: str
     crossbars_used: int
     crossbars_available: int  # of the chips used
-    chips_used: int  # chips of the target's kind the mapping spans
+    chips_used: int  # chips of the target's kind the mapping runs on (with reloading: fewer than its stages)
     budget: int  # crossbars the mapping may use (duplicate/pack budget, else all of the chips used)
     crossbars_lower_bound: int
     utilization: float  # weight cells (all copies) / cells of the crossbars used
@@ -90,6 +90,11 @@ class Report:
     # the ADC's levels spread over the sum, which the simulator models) and whether it quantizes
     converter: dict = field(default_factory=dict)
     pass_seconds: dict = field(default_factory=dict)  # wall-clock seconds of each pass of the compile, in order
+    # beyond one chip: stages (chips the mapping spans), physical chips, rounds, batch, each
+    # chip's crossbars, period and energy, the links between chips and the buffers' spills to
+    # off-chip memory (with their shares), and when reloading: writes per cell per inference,
+    # the time and energy of the writes, the chips' lifetime (empty: one chip, nothing spilled)
+    chips: dict = field(default_factory=dict)
     layers: tuple[LayerCost, ...] = field(default=())
 
     def to_dict(self) -> dict:
@@ -183,7 +188,8 @@ def format_table(r: Report, max_layers: int | None = 40, color: bool = False) ->
     lines += ["", st.bold(f"{'figure':<24} {'value':>16} {'bound':>16}"), "-" * 58]
     rows = [
         ("crossbars used", f"{r.crossbars_used} / {r.budget}", f">= {r.crossbars_lower_bound}"),
-        ("tiles used", f"{r.tiles_used}", f"on {r.chips_used} chip{'s' if r.chips_used > 1 else ''}"),
+        ("tiles used", f"{r.tiles_used}", f"on {r.chips_used} chip{'s' if r.chips_used > 1 else ''}"
+         + (" (in rounds)" if r.chips.get("reload") else "")),
         ("utilization", f"{100 * r.utilization:.1f} %", ""),
         ("latency", _si(r.latency_ns * 1e-9, "s"), ">= " + _si(r.latency_lower_bound_ns * 1e-9, "s")),
         ("throughput", _si(r.throughput_ips, "inf/s"), "<= " + _si(r.throughput_upper_bound_ips, "inf/s")),
@@ -196,7 +202,9 @@ def format_table(r: Report, max_layers: int | None = 40, color: bool = False) ->
     lines += [f"{a:<24} {b:>16} {c:>16}" for a, b, c in rows]
     if r.period_set_by:
         what = {"crossbars": "the busiest crossbar's reads", "digital": "the tiles' digital units",
-                "buffer": "one op's buffer traffic", "network": "the network (byte-hops over all links)"}
+                "buffer": "one op's buffer traffic", "network": "the network (byte-hops over all links)",
+                "link": "the busiest link between chips", "offchip": "activations spilled to off-chip memory",
+                "reload": "reprogramming the chips between rounds"}
         lines.append(f"period {_si(r.period_ns * 1e-9, 's')}, set by {what.get(r.period_set_by, r.period_set_by)}"
                      + (f" ({middle(r.bottleneck, 60)})" if r.bottleneck else ""))
     if r.energy_breakdown_nj and r.energy_nj:
@@ -206,6 +214,7 @@ def format_table(r: Report, max_layers: int | None = 40, color: bool = False) ->
     if area:
         parts = ", ".join(f"{k} {100 * v / area:.0f}%" for k, v in r.area_breakdown_mm2.items() if v > 0)
         lines.append(f"area by component: {parts}")
+    lines += chips_lines(r)
     c = r.converter
     if c:
         how = (f"quantized: a full read needs {c['bits_needed']} bits (the simulator models the loss)" if c["quantized"]
@@ -214,3 +223,31 @@ def format_table(r: Report, max_layers: int | None = 40, color: bool = False) ->
                      f"{c['reads_per_digit']} read{'s' if c['reads_per_digit'] > 1 else ''} per input digit; {how}")
     lines += [st.mark(f"warning: {w}") for w in r.warnings]
     return "\n".join(lines)
+
+
+def chips_lines(r: Report) -> list[str]:
+    """What the table says of the chips, the links, the spills and the reloads."""
+    ch = r.chips
+    if not ch:
+        return []
+    lines = []
+    if ch["stages"] > 1:
+        per = ", ".join(f"{c['crossbars']}" for c in ch["per_chip"])
+        link = ch["link"]
+        lines.append(f"chips: {ch['stages']} stages on {ch['physical']} chip{'s' if ch['physical'] > 1 else ''} "
+                     f"(crossbars per stage: {per}); links carry {_si(link['bytes_per_inference'], 'B')} per "
+                     f"inference: {100 * link['share_of_period']:.1f}% of the period, "
+                     f"{100 * link['share_of_energy']:.1f}% of the energy")
+    sp = ch["spills"]
+    if sp["bytes_per_inference"]:
+        lines.append(f"buffers: {_si(sp['bytes_per_inference'], 'B')} per inference spill to off-chip memory "
+                     f"({_si(sp['period_ns'] * 1e-9, 's')} of off-chip time, {100 * sp['period_ns'] / r.period_ns:.0f}% "
+                     "of the period)")
+    rl = ch.get("reload")
+    if rl:
+        lines.append(f"reload: {rl['rounds']} rounds per batch of {rl['batch']}; writes "
+                     f"{_si(rl['write_ns_per_inference'] * 1e-9, 's')} and {_si(rl['write_nj_per_inference'] * 1e-9, 'J')}"
+                     f" per inference ({100 * rl['share_of_period']:.0f}% of the period); "
+                     f"{rl['writes_per_cell_per_inference']:.3g} writes per cell per inference; lifetime at this "
+                     f"throughput: {rl['lifetime']}")
+    return lines

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module, Op
 from cimc.mapping import block_pool, require_blocks
+from cimc.passes.chips import run_per_chip, staged
 from cimc.passes.duplicate.copies import expand_copies
 
 
@@ -29,6 +30,8 @@ class PlacePass:
 
     def run(self, module: Module) -> Module:
         require_blocks(module, "place")
+        if staged(module):  # split over chips by duplicate: each stage on its chip's tiles
+            return run_per_chip(self, module)
         module = expand_copies(module)
         target = module.target
         blocks = [op for op in module.ops if op.kind == "map.block"]

@@ -392,3 +392,48 @@ class VGG8(nn.Module):
 
 def vgg8(classes: int = 10) -> nn.Module:
     return VGG8(classes)
+
+
+class _ImageNetCNN(nn.Module):
+    """Convolutions then three fully connected layers, as AlexNet, ZFNet and VGG lay them out."""
+
+    def __init__(self, features: list, flat: int, classes: int, hidden: int = 4096):
+        super().__init__()
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def alexnet(classes: int = 1000) -> nn.Module:
+    """AlexNet for 224x224 inputs in its one-tower form (Krizhevsky et al., NeurIPS 2012; the
+    layer sizes of torchvision's definition): five convolutions, 6x6x256 into 4096, 4096, classes."""
+    f = [nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+         nn.Conv2d(64, 192, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+         nn.Conv2d(192, 384, 3, 1, 1), nn.ReLU(), nn.Conv2d(384, 256, 3, 1, 1), nn.ReLU(),
+         nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(3, 2)]
+    return _ImageNetCNN(f, 256 * 6 * 6, classes)
+
+
+def zfnet(classes: int = 1000) -> nn.Module:
+    """ZFNet for 224x224 inputs (Zeiler and Fergus, ECCV 2014, Fig. 3): 7x7/2 and 5x5/2 first
+    convolutions with 96 and 256 maps, three 3x3 convolutions, 6x6x256 into 4096, 4096, classes."""
+    f = [nn.Conv2d(3, 96, 7, 2, 1), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+         nn.Conv2d(96, 256, 5, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+         nn.Conv2d(256, 384, 3, 1, 1), nn.ReLU(), nn.Conv2d(384, 384, 3, 1, 1), nn.ReLU(),
+         nn.Conv2d(384, 256, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(3, 2)]
+    return _ImageNetCNN(f, 256 * 6 * 6, classes)
+
+
+def vgg19(classes: int = 1000) -> nn.Module:
+    """VGG-19 (Simonyan and Zisserman, ICLR 2015, configuration E) for 224x224 inputs."""
+    f, cin = [], 3
+    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"):
+        if v == "M":
+            f.append(nn.MaxPool2d(2, 2))
+        else:
+            f += [nn.Conv2d(cin, v, 3, 1, 1), nn.ReLU()]
+            cin = v
+    return _ImageNetCNN(f, 512 * 7 * 7, classes)

@@ -105,8 +105,14 @@ class Target:
     tile_leakage_mw: float = 0.0  # static power of one tile in use (buffers, units), if published
     chip_io_power_mw: float = 0.0  # off-chip links (ISAAC's HyperTransport)
     chip_io_area_mm2: float = 0.0
-    offchip_bytes_per_ns: float = 0.0  # weights that do not fit come over this link
+    offchip_bytes_per_ns: float = 0.0  # off-chip memory: reloaded weights and spilled activations
     offchip_pj_per_byte: float = 0.0
+    # -- the link between chips of a multi-chip mapping (one per neighbouring pair of chips in
+    #    a chain; 0 bandwidth: transfers not timed)
+    link_bytes_per_ns: float = 0.0
+    link_pj_per_byte: float = 0.0
+    link_latency_ns: float = 0.0  # per transfer, on top of its bytes / bandwidth
+    global_buffer_kb: float = 0.0  # a chip-wide buffer for what the tile buffers do not hold (0: none)
     # -- the device (a device preset fills these; see targets/devices/)
     device: str = ""
     on_off_ratio: float = 0.0
@@ -114,6 +120,7 @@ class Target:
     read_voltage_v: float = 0.0
     cell_write_ns: float = 0.0  # programming one row of cells (write-verify included)
     cell_write_pj: float = 0.0  # programming one cell
+    endurance_cycles: float = 0.0  # writes a cell takes before it wears out (0: not modelled)
     variation_sigma: float = 0.0  # programming variation, in units of the cell's conductance range
     noise_model: str = "constant"  # the simulator's device model: constant (variation_sigma) or a published fit
     # wire resistance between neighbouring cells of a crossbar, for the simulator's IR drop (with
@@ -463,7 +470,7 @@ def preset_names() -> list[str]:
 
 DEVICE_DIR = PRESET_DIR / "devices"
 DEVICE_KEYS = ("cell_bits", "on_off_ratio", "r_on_kohm", "read_voltage_v", "cell_write_ns", "cell_write_pj",
-               "variation_sigma", "noise_model")
+               "variation_sigma", "noise_model", "endurance_cycles")
 def magnitude_slices(weight_bits: int, cell_bits: int, signed_weights: str) -> int:
     """Cells one stored weight takes (see Target.slices)."""
     bits = weight_bits - 1 if signed_weights == "differential" and weight_bits > 1 else weight_bits

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from cimc import facts
 from cimc.cost.bounds import longest_paths, shared_work_bound
+from cimc.cost.chips import Links, buffer_spills, chip_links, lifetime_text, link_period_ns, op_chips, rounds_cost
 from cimc.cost.loads import (
     COMPONENTS,
     Loads,
@@ -91,6 +92,8 @@ class _Tally:
     buffer_bound_ns: float = 0.0  # the longest buffer traffic of one op
     net_bytes: float = 0.0
     net_byte_hops: float = 0.0
+    offchip_bytes: dict = field(default_factory=lambda: defaultdict(float))  # per chip: spilled activations
+    op_buffer_ns: dict = field(default_factory=dict)  # per op: its buffer traffic's time (spills included)
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,12 @@ class _Mapping:
     spread: dict
     op_tiles: dict
     in_use: list
-    chips_used: int
+    chips_used: int  # stages: chips of the target's kind the mapping spans
     base_tiles: int  # the baseline's: its crossbars fill tiles in order
+    chip_of: dict  # op -> the chip it runs on
+    links: Links
+    spills: dict  # op -> bytes of its buffer traffic that go off chip
+    physical: int  # chips that run the stages (fewer than the stages: in rounds)
 
 
 def _traffic(op: Op, m: _Mapping, tally: _Tally, parts: dict) -> tuple[float, float, float]:
@@ -113,8 +120,18 @@ def _traffic(op: Op, m: _Mapping, tally: _Tally, parts: dict) -> tuple[float, fl
     t, defs = m.module.target, m.defs
     data_bytes = t.input_bits / 8
     traffic_bytes = buffer_bytes(op, defs, data_bytes)
-    traffic_ns = buffer_ns = traffic_bytes / t.buffer_bytes_per_ns
-    network_ns = 0.0
+    buffer_ns = traffic_bytes / t.buffer_bytes_per_ns
+    spill = m.spills.get(op.result, 0.0)
+    if spill:  # what the tile buffers do not hold streams to off-chip memory and back
+        tally.offchip_bytes[m.chip_of.get(op.result, 0)] += spill
+        parts["offchip"] = spill * t.offchip_pj_per_byte
+        if t.offchip_bytes_per_ns:
+            buffer_ns = max(buffer_ns, spill / t.offchip_bytes_per_ns)
+    traffic_ns = buffer_ns
+    tally.op_buffer_ns[op.result] = buffer_ns
+    network_ns = m.links.op_ns.get(op.result, 0.0)  # inputs from other chips cross the links first
+    parts["link"] = m.links.op_pj.get(op.result, 0.0)
+    traffic_ns = max(traffic_ns, network_ns)
     tally.buffer_bound_ns = max(tally.buffer_bound_ns, buffer_ns)
     parts["buffer"] = traffic_bytes * t.buffer_pj_per_byte
     if m.home:
@@ -125,7 +142,7 @@ def _traffic(op: Op, m: _Mapping, tally: _Tally, parts: dict) -> tuple[float, fl
         tally.net_byte_hops += byte_hops
         parts["network"] = byte_hops * t.noc_pj_per_byte_hop
         if t.noc_bytes_per_ns and moved:
-            network_ns = moved / t.noc_bytes_per_ns + worst * t.noc_hop_ns
+            network_ns += moved / t.noc_bytes_per_ns + worst * t.noc_hop_ns
             traffic_ns = max(traffic_ns, network_ns)
     return buffer_ns, traffic_ns, network_ns
 
@@ -208,10 +225,21 @@ def _read(module: Module) -> _Mapping:
     in_use = tiles_in_use(module, loads)
     spread = spread_tiles(module)
     first_blocks = sum(1 for bs in loads.blocks.values() for b in bs if b["copy"] == 0)
-    return _Mapping(module, module.by_name(), loads, home_tiles(module, loads.blocks, loads.placed) if loads.placed else {}, spread,
-                    digital_tiles(module, loads.blocks, loads.placed, in_use, spread), in_use,
-                    max((tile // t.tiles + 1 for tile in in_use), default=1),
-                    max(1, math.ceil(first_blocks / t.xbars_per_tile_all)))
+    defs = module.by_name()
+    home = home_tiles(module, loads.blocks, loads.placed) if loads.placed else {}
+    op_tiles = digital_tiles(module, loads.blocks, loads.placed, in_use, spread)
+    if not loads.placed and any(op.get("chip") for op in module.ops if op.namespace == "nn"):
+        # unplaced stages fill their own chips' tiles
+        in_use = tuple(sorted({tile for op in module.ops if op.result in loads.blocks
+                               for tile in op_tiles.get(op.result, ())}))
+        op_tiles = digital_tiles(module, loads.blocks, loads.placed, in_use, spread)
+    chip_of = op_chips(module, home, op_tiles)
+    chips_used = max(max((tile // t.tiles + 1 for tile in in_use), default=1), max(chip_of.values(), default=0) + 1)
+    physical = min(facts.get(module, "chips") or chips_used, chips_used)
+    return _Mapping(module, defs, loads, home, spread, op_tiles, in_use, chips_used,
+                    max(1, math.ceil(first_blocks / t.xbars_per_tile_all)), chip_of,
+                    chip_links(module, chip_of, defs, physical, loads.blocks, loads.placed), buffer_spills(module, op_tiles, chip_of, defs),
+                    physical)
 
 
 def _with_static(layers: list, static_pj: float) -> list:
@@ -226,18 +254,98 @@ def _with_static(layers: list, static_pj: float) -> list:
             if layer.area_mm2 else layer for layer in layers]
 
 
-def _multi_chip(module: Module, m: _Mapping, xbars_used: int) -> tuple[list, dict]:
-    """The warning (and the reprogramming alternative) of a mapping over several chips."""
+def _multi_chip(module: Module, m: _Mapping, xbars_used: int, reloading: bool) -> tuple[list, dict]:
+    """What the figures of a mapping over several chips leave out, and (when the chips are not
+    reloaded) what reprogramming one chip per inference would cost instead."""
     if m.chips_used <= 1:
         return [], {}
     t = module.target
+    warnings = []
+    if not t.link_bytes_per_ns and m.links.bytes_total:
+        warnings.append(f"the mapping spans {m.chips_used} chips of {t.name} but the target gives the link between "
+                        "chips no bandwidth (link_bytes_per_ns = 0): its transfers are not timed.")
+    if reloading:
+        if not (t.cell_write_ns and t.cell_write_pj):
+            warnings.append(f"the chips are reprogrammed between rounds, but target {t.name} has no cell write "
+                            "figures (cell_write_ns, cell_write_pj): the writes are not costed.")
+        return warnings, {}
     reprogramming = reprogramming_cost(module, m.loads.blocks, m.loads.placed)
-    alt = (f"; one chip reprogrammed per inference instead would add {reprogramming['ns'] / 1e3:.4g} us and "
-           f"{reprogramming['nj'] / 1e3:.4g} uJ per inference" if reprogramming.get("costed") else
-           "; reprogramming one chip instead is not costed: the target has no cell write figures")
-    return [f"the weights need {m.chips_used} chips of {t.name} ({xbars_used} crossbars, {t.xbars} per chip); "
-            "area counts every chip, but data moving between chips is not costed: latency and energy "
-            "are those of an ideal multi-chip link" + alt + "."], reprogramming
+    return warnings, reprogramming
+
+
+def _chip_periods(module: Module, m: _Mapping, tally: _Tally, period_parts: dict) -> dict[int, float]:
+    """Each chip's own period: its busiest crossbar, tile's digital units, op's buffer traffic
+    and off-chip spills; the network and links as the whole mapping's."""
+    t, loads = module.target, m.loads
+    out: dict[int, float] = defaultdict(float)
+    for layer, per in loads.layer_xbar_load.items():
+        for key in per:
+            chip = key[0] // t.tiles if isinstance(key[0], int) else m.chip_of.get(layer, 0)
+            out[chip] = max(out[chip], loads.xbar_load[key])
+    for tile, v in tally.digital_load.items():
+        out[tile // t.tiles] = max(out[tile // t.tiles], v)
+    for op, v in tally.op_buffer_ns.items():
+        chip = m.chip_of.get(op, 0)
+        out[chip] = max(out[chip], v)
+    for chip, nbytes in tally.offchip_bytes.items():
+        if t.offchip_bytes_per_ns:
+            out[chip] = max(out[chip], nbytes / t.offchip_bytes_per_ns)
+    shared = max(period_parts["network"], period_parts["link"])
+    return {c: max(v, shared) for c, v in out.items()}
+
+
+def _rounds(module: Module, m: _Mapping, tally: _Tally, slots: list, physical: int, period_parts: dict) -> dict:
+    """The rounds of a mapping with more stages than chips (see `rounds_cost`)."""
+    stage_period = _chip_periods(module, m, tally, period_parts)
+    spans: dict[int, list] = defaultdict(list)
+    if slots:
+        for s in slots:
+            spans[m.chip_of.get(s.operands[0], 0)].append((s["start_ns"], s["end_ns"]))
+        stage_latency = {c: max(e for _, e in v) - min(b for b, _ in v) for c, v in spans.items()}
+    else:  # the ops of a stage one after another: no shorter than its longest path
+        stage_latency = defaultdict(float)
+        for name, ns in tally.time_ns.items():
+            stage_latency[m.chip_of.get(name, 0)] += ns
+    return rounds_cost(module, m.loads.blocks, m.loads.placed, m.chip_of, physical, m.chips_used, stage_period,
+                       stage_latency, m.defs, facts.get(module, "batch"))
+
+
+def _chips_figures(module: Module, m: _Mapping, tally: _Tally, period_parts: dict, physical: int, rounds: dict,
+                   energy_nj: float, period_ns: float) -> dict:
+    """Per-chip figures, the links' and the reloads' shares, and the spills (empty for one
+    chip that spills nothing)."""
+    t = module.target
+    spilled = sum(tally.offchip_bytes.values())
+    if m.chips_used <= 1 and not spilled:
+        return {}
+    periods = _chip_periods(module, m, tally, period_parts)
+    xbars: dict[int, int] = defaultdict(int)
+    for key in m.loads.xbar_load:
+        chip = key[0] // t.tiles if isinstance(key[0], int) else \
+            m.chip_of.get(m.defs[key[1]].operands[0], 0) if key[1] in m.defs else 0
+        xbars[chip] += m.loads.xbar_count.get(key, 1)
+    energy: dict[int, float] = defaultdict(float)
+    for layer in tally.layers:
+        energy[m.chip_of.get(layer.name, 0)] += layer.energy_nj
+    link_nj = tally.totals_pj["link"] * 1e-3
+    out = {"stages": m.chips_used, "physical": physical, "rounds": rounds.get("rounds", 1),
+           "batch": facts.get(module, "batch"),
+           "per_chip": [{"chip": c, "crossbars": xbars.get(c, 0), "period_ns": periods.get(c, 0.0),
+                         "energy_nj": energy.get(c, 0.0)} for c in range(m.chips_used)],
+           "link": {"bytes_per_inference": sum(m.links.boundary_bytes.values()),
+                    "busiest_link_bytes": max(m.links.boundary_bytes.values(), default=0.0),
+                    "period_ns": period_parts["link"], "energy_nj": link_nj,
+                    "share_of_period": period_parts["link"] / period_ns, "share_of_energy": link_nj / energy_nj
+                    if energy_nj else 0.0},
+           "spills": {"bytes_per_inference": spilled, "period_ns": period_parts["offchip"],
+                      "energy_nj": tally.totals_pj["offchip"] * 1e-3}}
+    if rounds:
+        out["reload"] = {**{k: v for k, v in rounds.items() if k != "lifetime_s"},
+                         "lifetime_s": rounds["lifetime_s"] if math.isfinite(rounds["lifetime_s"]) else -1.0,
+                         "lifetime": lifetime_text(rounds["lifetime_s"]),
+                         "share_of_period": rounds["write_ns_per_inference"] / period_ns,
+                         "share_of_energy": rounds["write_nj_per_inference"] / energy_nj if energy_nj else 0.0}
+    return out
 
 
 def _bottleneck(period_set_by: str, loads, tally: _Tally, m: _Mapping) -> str:
@@ -291,39 +399,63 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                    else crossbars_lower_bound(t, tally.cells_one_copy))
     budget = facts.get(module, "budget") or t.xbars * chips_used
     # the network as a whole: every byte-hop of one inference over all its links
+    offchip_ns = max(tally.offchip_bytes.values(), default=0.0) / t.offchip_bytes_per_ns \
+        if t.offchip_bytes_per_ns else 0.0
     period_parts = {"crossbars": max(loads.xbar_load.values(), default=0.0),
                     "digital": max(tally.digital_load.values(), default=0.0),  # the busiest tile's digital units
-                    "buffer": tally.buffer_bound_ns, "network": network_period_ns(t, tally.net_byte_hops, chips_used)}
+                    "buffer": tally.buffer_bound_ns, "network": network_period_ns(t, tally.net_byte_hops, chips_used),
+                    "link": link_period_ns(t, m.links),  # the busiest link between chips
+                    "offchip": offchip_ns}  # the busiest chip's spills to off-chip memory
+    physical = m.physical
+    rounds = _rounds(module, m, tally, slots, physical, period_parts) if physical < chips_used else {}
+    if rounds:  # the batch's writes and runs, per inference
+        period_parts["reload"] = rounds["period_ns"]
     period_ns = max(max(period_parts.values()), 1e-9)
     period_set_by = max(period_parts, key=lambda k: period_parts[k])
-    bottleneck = _bottleneck(period_set_by, loads, tally, m)
+    bottleneck = _bottleneck(period_set_by, loads, tally, m) if period_set_by not in ("link", "reload") else ""
+
     period_bound_ns = max(tally.block_read_work_ns / budget,
                           shared_work_bound(t, loads.blocks, m.defs, budget, tally.families), tally.longest_mvm_ns,
                           digital_ns(t, tally.digital_ops, t.tiles * chips_used),
-                          facts.get(module, "period_bound_ns"), tally.buffer_bound_ns, 1e-9)
+                          facts.get(module, "period_bound_ns"), tally.buffer_bound_ns, 1e-9,
+                          # this split's links and spills, and the rounds' writes, whatever the copies
+                          period_parts["link"], offchip_ns, rounds.get("write_ns_per_inference", 0.0))
     base_period_ns = max(tally.base_period_ns, digital_ns(t, tally.digital_ops, m.base_tiles), tally.buffer_bound_ns,
                          1e-9)
     # one inference passes every resource: it takes no less than the work the busiest one does
     # for it (ops that share a tile's digital units or a crossbar do not overlap on it)
+    if rounds:  # an inference's result comes after the last round of its batch
+        latency_ns = max(latency_ns, rounds["batch_ns"])
     latency_ns = max(latency_ns, period_ns)
     latency_bound_ns = max(latency_bound_ns, period_bound_ns)
+    if rounds:  # the chips hold one round's stages at a time: the largest round's tiles
+        per_stage = defaultdict(set)
+        for tile in m.in_use:
+            per_stage[tile // t.tiles].add(tile)
+        tiles_used = max(sum(len(per_stage[c]) for c in range(r, min(r + physical, chips_used)))
+                         for r in range(0, chips_used, physical))
     area = tiles_used * t.tile_area_mm2
     # leakage of the tiles and crossbars in use over the time one inference holds them in the
     # pipeline: one period (mW x ns = pJ); a tile's unnamed power counts as static too
     totals = tally.totals_pj
     totals["static"] = (tiles_used * (t.tile_leakage_mw + t.tile_overhead_power_mw)
                         + xbars_used * t.xbar_static_mw) * period_ns
-    energy_nj = (tally.energy_pj + totals["static"]) * 1e-3
+    if rounds:  # the writes of each round, and the tensors between rounds, over the batch
+        totals["reload"] = rounds["write_nj_per_inference"] * 1e3
+        totals["offchip"] += rounds["offchip_nj_per_inference"] * 1e3
+    energy_nj = (tally.energy_pj + totals["static"] + totals["reload"]
+                 + rounds.get("offchip_nj_per_inference", 0.0) * 1e3) * 1e-3
     layers = _with_static(tally.layers, totals["static"])
     info = dict(solver or {})
     for key, value in module.attrs:
         if key.startswith(("duplicate_", "pack_", "schedule_")):
             info[key] = value
     stream = {k: module.get(k) for k in ("stream_inferences", "stream_makespan_ns") if module.get(k) is not None}
-    warnings, reprogramming = _multi_chip(module, m, xbars_used)
+    warnings, reprogramming = _multi_chip(module, m, xbars_used, bool(rounds))
+    chips = _chips_figures(module, m, tally, period_parts, physical, rounds, energy_nj, period_ns)
     return Report(
         model=model or module.name, target=t.name, passes=passes or str(module.get("passes", "")),
-        crossbars_used=xbars_used, crossbars_available=t.xbars * chips_used, chips_used=chips_used, budget=budget,
+        crossbars_used=xbars_used, crossbars_available=t.xbars * physical, chips_used=physical, budget=budget,
         crossbars_lower_bound=xbars_bound,
         utilization=(tally.cells_all / used_cells) if xbars_used else 0.0,
         latency_ns=latency_ns, latency_lower_bound_ns=latency_bound_ns,
@@ -344,5 +476,5 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
         energy_breakdown_nj=nj(totals),
         area_breakdown_mm2={k: v * tiles_used for k, v in t.tile_area_breakdown().items()},
         network={"topology": t.noc, "bytes_between_tiles": tally.net_bytes, "byte_hops": tally.net_byte_hops},
-        reprogramming=reprogramming, converter=t.converter(), pass_seconds=dict(pass_seconds or {}),
+        reprogramming=reprogramming, converter=t.converter(), pass_seconds=dict(pass_seconds or {}), chips=chips,
         layers=tuple(layers))

@@ -11,7 +11,9 @@ from cimc.cost.timing import block_load_ns, block_mvm_parts, block_share, digita
 from cimc.ir import Module, Op
 from cimc.ops import DIGITAL_KINDS
 
-COMPONENTS = ("adc", "dac_and_periphery", "array", "digital", "buffer", "network", "static")
+# link: between chips; offchip: spilled activations; reload: writing the weights of each round
+COMPONENTS = ("adc", "dac_and_periphery", "array", "digital", "buffer", "network", "link", "offchip", "static",
+              "reload")
 
 
 class Loads(NamedTuple):
@@ -105,6 +107,8 @@ def digital_tiles(module: Module, blocks: dict, placed: dict, in_use: tuple,
             loose = sum(1 for b in blocks[op.result] if b.result not in placed) * (op.get("copies") or 1)
             if loose:
                 per = t.xbars_per_tile_all
+                if op.get("chip"):  # a stage of a model split over chips starts on its chip's first tile
+                    cursor = max(cursor, op["chip"] * t.tiles * per)
                 held.update(range(cursor // per, (cursor + loose - 1) // per + 1))
                 cursor += loose
             tiles[op.result] = tuple(sorted(held)) or in_use

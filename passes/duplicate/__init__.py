@@ -44,6 +44,7 @@ from cimc import facts as module_facts
 from cimc.errors import Infeasible, PipelineError
 from cimc.ir import Module
 from cimc.mapping import require_blocks
+from cimc.passes.chips import run_per_chip, staged, with_stages
 from cimc.passes.duplicate.copies import with_compact_copies, with_copies, with_lanes
 from cimc.passes.duplicate.floor import digital_keeps_up, no_faster_than_the_floor
 from cimc.passes.duplicate.greedy import slowest_first_copies
@@ -77,8 +78,15 @@ class DuplicatePass:
             raise PipelineError("duplicate: budget must be >= 0, fill in (0, 1], time-limit > 0.")
 
     def run(self, module: Module) -> Module:
-        budget = self.budget or module_facts.get(module, "budget") or module.target.xbars
         require_blocks(module, "duplicate")
+        if staged(module):
+            return run_per_chip(self, module)
+        if not (self.budget or module_facts.get(module, "budget")):  # the whole chip: more chips if need be
+            fill = 1.0 if self.compact else self.fill
+            split = with_stages(module, layer_infos(module, whole_crossbars=self.compact), fill)
+            if staged(split):
+                return run_per_chip(self, split)
+        budget = self.budget or module_facts.get(module, "budget") or module.target.xbars
         if module.target.pools:
 
             return run_per_pool(replace(self, budget=0), module, budget)

@@ -29,6 +29,7 @@ from cimc.cost import period_floor_ns
 from cimc.errors import PipelineError
 from cimc.ir import Module
 from cimc.mapping import require_blocks
+from cimc.passes.chips import run_per_chip, staged
 from cimc.passes.digital import spread_digital
 from cimc.passes.duplicate.copies import expand_copies
 from cimc.passes.pack.emit import emit
@@ -61,6 +62,8 @@ class PackPass:
 
     def run(self, module: Module) -> Module:
         require_blocks(module, "pack")
+        if staged(module):
+            return run_per_chip(self, module)
         module = expand_copies(module)
         t = module.target
         budget = module_facts.get(module, "budget") or None
