@@ -238,6 +238,10 @@ def chips_lines(r: Report) -> list[str]:
                      f"(crossbars per stage: {per}); links carry {_si(link['bytes_per_inference'], 'B')} per "
                      f"inference: {100 * link['share_of_period']:.1f}% of the period, "
                      f"{100 * link['share_of_energy']:.1f}% of the energy")
+    rp = r.reprogramming
+    if rp.get("costed"):
+        lines.append(f"one chip reprogrammed per inference instead would add {_si(rp['ns'] * 1e-9, 's')} and "
+                     f"{_si(rp['nj'] * 1e-9, 'J')} per inference (--chips 1 --batch N costs it in rounds)")
     sp = ch["spills"]
     if sp["bytes_per_inference"]:
         lines.append(f"buffers: {_si(sp['bytes_per_inference'], 'B')} per inference spill to off-chip memory "

@@ -7,6 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import cimc
+from cimc.report import format_table
 from cimc.ir import Module, Op
 from cimc.targets import load_target
 
@@ -253,9 +254,10 @@ def test_mapping_over_several_chips_reports_reprogramming_one_chip_instead():
     assert r.chips_used == 2
     rp = r.reprogramming
     assert rp["costed"] and rp["crossbars"] == 2 and rp["cells"] == 2 * 128 * 16 * t.cols_per_weight
-    assert rp["ns"] == pytest.approx(t.xbar_rows * t.cell_write_ns)
-    assert rp["nj"] == pytest.approx(rp["cells"] * t.cell_write_pj * 1e-3)
-    assert any("reprogrammed" in w for w in r.warnings)
+    weight_bytes = rp["cells"] * t.cell_bits / 8  # written row by row, the bytes over the off-chip link
+    assert rp["ns"] == pytest.approx(max(t.xbar_rows * t.cell_write_ns, weight_bytes / t.offchip_bytes_per_ns))
+    assert rp["nj"] == pytest.approx((rp["cells"] * t.cell_write_pj + weight_bytes * t.offchip_pj_per_byte) * 1e-3)
+    assert "reprogrammed per inference instead" in format_table(r)
     no_write = _one_layer(t.replace(cell_write_ns=0.0, cell_write_pj=0.0), rows=128 * 6, cols=16, mvms=1,
                           passes="lower,partition,place{overflow=chips},cost").report
     assert not no_write.reprogramming["costed"] and any("not costed" in w for w in no_write.warnings)

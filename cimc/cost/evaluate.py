@@ -270,6 +270,9 @@ def _multi_chip(module: Module, m: _Mapping, xbars_used: int, reloading: bool) -
                             "figures (cell_write_ns, cell_write_pj): the writes are not costed.")
         return warnings, {}
     reprogramming = reprogramming_cost(module, m.loads.blocks, m.loads.placed)
+    if not reprogramming.get("costed"):
+        warnings.append("reprogramming one chip instead of more chips is not costed: the target has no cell write "
+                        "figures (cell_write_ns, cell_write_pj).")
     return warnings, reprogramming
 
 
