@@ -61,7 +61,7 @@ def write_atomic(path: "str | os.PathLike", text: "str | bytes") -> None:
 def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEFAULT, *, batch: int = 1,
             input_shapes: dict | None = None, example_inputs=None, name: str | None = None,
             budget: int | None = None, check: bool = True, input_density=None, chips: int | None = None,
-            reload: bool = False, **target_overrides) -> Result:
+            reload: bool | None = None, **target_overrides) -> Result:
     """Compile `model` for `target` and cost the mapping.
 
     model: a path to an .onnx file, an `onnx.ModelProto`, ONNX bytes, a `torch.nn.Module`
@@ -75,7 +75,9 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     chips: chips of the target's kind the mapping may run on (default: as many as one copy of
         every layer needs). Fewer than that runs the model in rounds, reprogramming the chips
         between them (weight reloading); more spreads it over them for throughput.
-    reload: run in rounds on `chips` chips (default 1) even where more chips would hold it.
+    reload: True: run in rounds on `chips` chips (default 1) even where more chips would hold
+        it; False: never, a model needing more than `chips` chips is `Infeasible`; None (the
+        default): in rounds only where `chips` are too few.
     batch: the size of a dynamic batch dimension, and the inferences each round runs before
         the next is programmed (when the weights are reloaded).
     input_density: how hard the inputs drive the rows (0..1 of every row in every read, the
@@ -119,7 +121,7 @@ def compile(model, target: "str | Path | Target" = "rram-256", passes: str = DEF
     return Result(module, dataclasses.replace(report, pass_seconds=dict(analyses.pass_seconds)))
 
 
-def with_chips(module: Module, chips: int | None, reload: bool, batch: int) -> Module:
+def with_chips(module: Module, chips: int | None, reload: bool | None, batch: int) -> Module:
     """The module with the chips it may use, whether to reload, and the batch of a round."""
     if chips is not None and (isinstance(chips, bool) or not isinstance(chips, int) or chips < 1):
         raise CimcError(f"chips must be a whole number of at least 1, got {chips!r}.")
@@ -128,6 +130,9 @@ def with_chips(module: Module, chips: int | None, reload: bool, batch: int) -> M
         attrs.update(chips=chips or 1, chips_plan="reload")
     elif chips is not None:
         attrs["chips"] = chips
+        if reload is False:
+            attrs["chips_plan"] = "spread"
+
     if batch > 1:
         attrs["batch"] = int(batch)
     return module.with_ops(module.ops, **attrs) if attrs else module

@@ -79,8 +79,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    "round runs when weights are reloaded (default 1)")
     c.add_argument("--chips", type=int, help="chips the mapping may use (default: as many as the weights need; "
                    "fewer reloads the weights in rounds)")
-    c.add_argument("--reload", action="store_true", help="run in rounds on --chips chips (default 1), "
-                   "reprogramming them, instead of more chips")
+    c.add_argument("--reload", action="store_true", default=None, help="run in rounds on --chips chips "
+                   "(default 1), reprogramming them, instead of more chips")
+    c.add_argument("--no-reload", dest="reload", action="store_false", help="never reload: a model that needs "
+                   "more than --chips chips is refused")
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="static shape for an input with dynamic dimensions")
     outputs(c)

@@ -78,7 +78,8 @@ FACTS: dict[str, Fact] = {
     "stream_inferences": Fact(int, 1, "inferences scheduled back to back", _at_least(1)),
     "stream_makespan_ns": Fact(float, 0.0, "the makespan of those inferences (ns)", _at_least(0)),
     "chips": Fact(int, 0, "chips of the target's kind the mapping runs on (0: one per stage)", _at_least(0)),
-    "chips_plan": Fact(str, "", "spread the stages over the chips, or reload them in rounds",
+    "chips_plan": Fact(str, "", "reload in rounds when the chips are too few (''), always ('reload'), never "
+                       "('spread': then the model must fit the chips)",
                        _one_of("", "spread", "reload")),
     "batch": Fact(int, 1, "inferences each round runs before the next is programmed", _at_least(1)),
 }

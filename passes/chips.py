@@ -14,7 +14,8 @@ many physical chips run the stages (`chips`) and how many inferences a round run
   contiguous split), so that duplicating within each chip balances the pipeline.
 - Fewer chips than stages (`chips` below the fewest stages, or `chips_plan = "reload"`): the
   fewest stages, run in rounds of `chips` stages each: a round programs its chips and runs a
-  batch of `batch` inferences through them; the cost model charges the writes.
+  batch of `batch` inferences through them; the cost model charges the writes. With
+  `chips_plan = "spread"` that is refused instead (`Infeasible`): the search's candidates.
 
 duplicate and pack then run on each stage as its chip sees it (`sub_module`: the stage's ops,
 its inputs from other stages as `nn.input`, a budget of one chip), and the results are merged
@@ -104,7 +105,13 @@ def with_stages(module: Module, infos, fill: float) -> Module:
     larger than a chip), or unchanged when one chip holds it and no more chips are asked for."""
     chips, plan = facts.get(module, "chips"), facts.get(module, "chips_plan")
     first, parts, physical = plan_stages(module, infos, fill, chips, plan)
-    if max((f + p for f, p in zip(first, parts)), default=1) == 1:
+    stages = max((f + p for f, p in zip(first, parts)), default=1)
+    if plan == "spread" and chips and stages > chips:
+        t = module.target
+        raise Infeasible(f"model '{module.name}': one copy of every layer needs {stages} chips of {t.name} "
+                         f"({t.xbars} crossbars each), more than the {chips} allowed; allow more chips, or "
+                         "reloading the weights in rounds.")
+    if stages == 1:
         return module
     if module.target.pools:
         raise Infeasible(f"model '{module.name}' needs more than one chip of {module.target.name}, a target with "
@@ -226,18 +233,30 @@ def merge(module: Module, results: dict[int, Module]) -> Module:
     return module.with_ops(out, **attrs)
 
 
+def _in_order(sub: Module) -> Module:
+    """A chip's part of a layer larger than a chip: a block per crossbar, in order."""
+    t, out, i = sub.target, [], 0
+    for op in sub.ops:
+        if op.kind in ("map.place", "map.digital") or op.namespace in ("cost", "sched"):
+            continue
+        out.append(op)
+        if op.kind == "map.block":
+            out.append(Op.make("map.place", None, [op.result], tile=i // t.xbars_per_tile, xbar=i % t.xbars_per_tile,
+                               at=(0, 0)))
+            i += 1
+    return sub.with_ops(out)
+
+
 def run_per_chip(pass_, module: Module) -> Module:
     """`pass_` run on every stage's chip, the results merged. A chip holding part of a layer
     larger than a chip keeps one copy with a block per crossbar: duplicate leaves it, pack and
     place put its blocks in order."""
-    from cimc.passes.place import PlacePass  # place imports this module
-
     n, parts = stages_of(module), part_chips(module)
     results = {}
     for c in range(n):
         sub = sub_module(module, c, module.target.xbars)
         if c in parts:
-            results[c] = sub if pass_.name == "duplicate" else PlacePass().run(sub)
+            results[c] = sub if pass_.name == "duplicate" else _in_order(sub)
         else:
             results[c] = pass_.run(sub)
     return merge(module, results)

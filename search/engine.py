@@ -248,13 +248,14 @@ class Oracle:
         out = {"network": net["used"], "metrics": dict(net["metrics"]), "infeasible": "", "seconds": seconds}
         hw = dict(hw_cfg)
         budget = hw.pop("budget", None)
+        chips = hw.pop("chips", 1)  # a candidate is a chip (or `chips` of them) that holds the model: no reloading
         passes = hw.pop("passes", s.pipeline)
         t1 = time.perf_counter()
         try:
             if isinstance(net["module"], CimcError):
                 raise net["module"]
             target = cimc.load_target(s.space.target, hw)
-            result = cimc.compile(net["module"], target, passes, budget=budget)
+            result = cimc.compile(net["module"], target, passes, budget=budget, chips=chips, reload=False)
         except CimcError as e:
             out["infeasible"] = f"{type(e).__name__}: {e}".splitlines()[0][:500]
             seconds["compile"] = time.perf_counter() - t1

@@ -261,13 +261,14 @@ def finish_point(result: Result, p: Point) -> Point:
     final: dict = {"pipeline": s.final_pipeline}
     hw = dict(p.hardware)
     budget = hw.pop("budget", None)
+    chips = hw.pop("chips", 1)
     hw.pop("passes", None)  # the loop's pipeline knob; the final pipeline replaces it
     pipeline = s.final_pipeline
     p.onnx_path = folder / "model.onnx"
     write_atomic(p.onnx_path, net["onnx"].SerializeToString())
     try:
         target = cimc.load_target(s.space.target, hw)
-        r = cimc.compile(net["module"], target, pipeline, budget=budget)
+        r = cimc.compile(net["module"], target, pipeline, budget=budget, chips=chips, reload=False)
     except cimc.CimcError as e:
         final["infeasible"] = str(e).splitlines()[0]
     else:

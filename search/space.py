@@ -19,7 +19,7 @@ A TOML space file (every section but [network] optional; see examples/search/):
     [network.knobs]              # narrow or fix the family's knobs (a user builder declares them all)
     "s0.width" = [8, 16]
 
-    [hardware]                   # any target key, and `budget` (crossbars), `passes` (pipeline text)
+    [hardware]                   # any target key, `budget` (crossbars), `chips` (default 1), `passes`
     xbar_rows = [64, 128, 256]
     adc_bits = {low = 4, high = 8}
     budget = {low = 32, high = 1024, log = true}
@@ -89,7 +89,7 @@ METRICS = {
     "accuracy_variation_std": "its standard deviation over the chips",
 }
 CHIP_METRICS = ("accuracy_quant", "accuracy_variation_mean", "accuracy_variation_p5", "accuracy_variation_std")
-SPECIAL_HARDWARE = ("budget", "passes")
+SPECIAL_HARDWARE = ("budget", "passes", "chips")
 SAMPLERS = ("nsga2", "tpe", "random")
 TOP_KEYS = {"target", "data", "trials", "seed", "sampler", "pipeline", "final_pipeline", "train_samples",
             "val_samples", "val_fraction", "network", "hardware", "objectives", "constraints", "evaluator", "chip",
@@ -163,11 +163,12 @@ class Space:
             if name not in fields and name not in SPECIAL_HARDWARE:
                 raise SpaceError(f"{where}: '{name}' names no target key. Hardware knobs are target keys "
                                  f"({', '.join(sorted(f for f in fields if f not in ('name', 'source', 'description')))}), "
-                                 "'budget' (crossbars the mapping may use) and 'passes' (the pipeline).")
+                                 "'budget' (crossbars the mapping may use), 'chips' (chips of the target it "
+                                 "may span, default 1) and 'passes' (the pipeline).")
             if name in ("name", "source", "description"):
                 raise SpaceError(f"{where}: '{name}' is a label, not a knob.")
             k = knob(name, spec, where)
-            kind = "int" if name == "budget" else "str" if name == "passes" else fields[name].type if name in fields else "str"
+            kind = "int" if name in ("budget", "chips") else "str" if name == "passes" else fields[name].type if name in fields else "str"
             for v in k.values():
                 ok = {"int": isinstance(v, int) and not isinstance(v, bool),
                       "float": isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -177,9 +178,9 @@ class Space:
                                      f"{k.describe()} has {v!r}.")
             for v in k.values():  # each value alone must make a valid chip (combinations are tried per trial)
                 try:
-                    if name == "budget":
+                    if name in ("budget", "chips"):
                         if v < 1:
-                            raise CimcError(f"a budget of {v} crossbars; give at least 1")
+                            raise CimcError(f"{v} {'crossbars' if name == 'budget' else 'chips'}; give at least 1")
                     elif name == "passes":
                         parse_pipeline(v)
                     else:
