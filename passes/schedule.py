@@ -102,7 +102,7 @@ def _last_input_row(op: Op, row: int, p_rows: int, rows: int) -> int | None:
 
 
 def _jobs(module: Module, max_chunks: int) -> list[_Job]:
-    report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]))
+    report = evaluate(module.with_ops([op for op in module.ops if op.kind != "sched.slot"]), bounds=False)
     costs = {layer.name: layer for layer in report.layers}
     loads = mapping_loads(module)
     blocks, layer_xbar_load = loads.blocks, loads.layer_xbar_load

@@ -369,7 +369,9 @@ def _bottleneck(period_set_by: str, loads, tally: _Tally, m: _Mapping) -> str:
 
 
 def evaluate(module: Module, model: str | None = None, passes: str | None = None, compile_s: float = 0.0,
-             solver: dict | None = None, pass_seconds: dict | None = None) -> Report:
+             solver: dict | None = None, pass_seconds: dict | None = None, bounds: bool = True) -> Report:
+    """The mapping's report. bounds=False leaves out the costliest bound (the shared-work
+    bound on the period), for passes that compare mappings by their figures alone."""
     t = module.target
     m = _read(module)
     loads, chips_used = m.loads, m.chips_used
@@ -418,7 +420,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     bottleneck = _bottleneck(period_set_by, loads, tally, m) if period_set_by not in ("link", "reload") else ""
 
     period_bound_ns = max(tally.block_read_work_ns / budget,
-                          shared_work_bound(t, loads.blocks, m.defs, budget, tally.families), tally.longest_mvm_ns,
+                          shared_work_bound(t, loads.blocks, m.defs, budget, tally.families) if bounds else 0.0,
+                          tally.longest_mvm_ns,
                           digital_ns(t, tally.digital_ops, t.tiles * chips_used),
                           facts.get(module, "period_bound_ns"), tally.buffer_bound_ns, 1e-9,
                           # this split's links and spills, and the rounds' writes, whatever the copies

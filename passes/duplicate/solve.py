@@ -38,7 +38,7 @@ def undominated(cands: list[tuple]) -> list[tuple]:
 
 def longest_path_var(m, module: Module, layer_time: dict, horizon: int):
     """An int var >= the longest path, weight layers taking `layer_time`, others fixed."""
-    fixed = {layer.name: layer.latency_ns for layer in evaluate(module).layers if layer.crossbars == 0}
+    fixed = {layer.name: layer.latency_ns for layer in evaluate(module, bounds=False).layers if layer.crossbars == 0}
     finish = {}
     end = m.new_int_var(0, horizon * 2, "makespan")
     for op in module.ops:

@@ -16,7 +16,7 @@ from cimc.passes.pack.items import FillPlan, items_of, with_shares
 def mapping_score(module: Module) -> tuple:
     """What a tile assignment is chosen by: the period, then latency, then energy
     (latency first when duplicate's objective was latency)."""
-    r = evaluate(module)
+    r = evaluate(module, bounds=False)
     if module_facts.get(module, "duplicate_objective") == "latency":
         return (round(r.latency_ns, 6), round(r.period_ns, 6), round(r.energy_nj, 6))
     return (round(r.period_ns, 6), round(r.latency_ns, 6), round(r.energy_nj, 6))
