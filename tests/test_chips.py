@@ -194,3 +194,9 @@ def test_networks_with_a_layer_larger_than_a_chip_compile_by_default(name, tmp_p
     reload = cimc.compile(model, "rram-256", chips=1, batch=8)
     finite_positive(reload)
     assert reload.report.chips["reload"]["rounds"] == r.report.chips["stages"]
+
+
+def test_the_split_is_deterministic():
+    a = cimc.compile(CNN, "rram-128", chips=3, **SMALL).text()
+    b = cimc.compile(CNN, "rram-128", chips=3, **SMALL).text()
+    assert a == b and "chip = 1" in a

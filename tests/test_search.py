@@ -310,6 +310,24 @@ def test_infeasible_candidates_complete_with_their_reason():
     assert {p.trial for p in result.pareto()} <= {t.number for t in good}
 
 
+def test_the_chips_knob_lets_a_candidate_span_chips():
+    """The same one-crossbar-per-tile chip, allowed 64 chips: the candidates compile over
+    several chips (stages), and their area counts every chip."""
+    ev, _ = counting_callback()
+    space = tiny_space(hardware={"xbars_per_tile": 1, "tiles": 1, "chips": [1, 64]}, evaluator=ev)
+    result = search.run(space, trials=6, seed=1, progress=False)
+    done = [t for t in result.trials() if t.state.name == "COMPLETE"]
+    one = [t for t in done if t.user_attrs["hardware"]["chips"] == 1]
+    many = [t for t in done if t.user_attrs["hardware"]["chips"] == 64]
+    assert one and many
+    assert all("more than the 1 allowed" in t.user_attrs["infeasible"] for t in one)
+    for t in many:
+        assert not t.user_attrs["infeasible"]
+        assert t.user_attrs["metrics"]["area_mm2"] > t.user_attrs["metrics"]["chip_area_mm2"]
+    with pytest.raises(search.SpaceError, match="chips"):
+        tiny_space(hardware={"chips": [0, 2]}).hw_knobs
+
+
 def test_constraints_keep_violators_off_the_front():
     ev, _ = counting_callback()
     space = tiny_space(hardware={"tiles": [1, 2, 4, 8]}, evaluator=ev,

@@ -103,7 +103,7 @@ def _chips(module: Module, loads, xbar_rows: dict, report: Report) -> dict:
             for a in sorted(src):
                 for b in sorted(dst - {a}):
                     links[(a, b)] += nbytes / len(src)
-    return {"count": report.chips_used, "tiles_per_chip": t.tiles, "xbars_per_chip": t.xbars,
+    return {"count": report.chips.get("stages", report.chips_used), "tiles_per_chip": t.tiles, "xbars_per_chip": t.xbars,
             "chips": [{"chip": c, "tiles": len(v["tiles"]), "crossbars": v["crossbars"], "layers": len(v["layers"])}
                       for c, v in sorted(per_chip.items())],
             "links": [{"from": a, "to": b, "bytes": _round(v)} for (a, b), v in sorted(links.items())],

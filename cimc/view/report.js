@@ -35,6 +35,7 @@ function si(x, unit) {
   return x.toPrecision(4) + " " + unit;
 }
 const ns = (x) => si(x * 1e-9, "s");
+const share = (g) => (100 * g).toFixed(1) + " %";
 function colour(i) { return `hsl(${(i * 137.508) % 360}, 62%, ${44 + (i % 3) * 9}%)`; }
 
 const tip = el("div", { id: "tip" });
@@ -206,13 +207,16 @@ function summary(d, r) {
   });
   s.appendChild(t);
   const what = { crossbars: "the busiest crossbar's reads", digital: "the tiles' digital units",
-    buffer: "one op's buffer traffic", network: "the network (byte-hops over all links)" };
+    buffer: "one op's buffer traffic", network: "the network (byte-hops over all links)",
+    link: "the busiest link between chips", offchip: "activations spilled to off-chip memory",
+    reload: "reprogramming the chips between rounds" };
   s.appendChild(el("p", { id: "period-set-by", "data-by": r.period_set_by },
     `The period is set by ${what[r.period_set_by] || r.period_set_by}` + (r.bottleneck ? `; the op with the most work there: ${r.bottleneck}.` : ".")));
   const parts = r.period_parts_ns || {};
   if (Object.keys(parts).length) {
     s.appendChild(el("p", { class: "note" }, "What could set the period, per inference:"));
-    const names = { crossbars: "the busiest crossbar", digital: "the busiest tile's digital units", buffer: "one op's buffer traffic", network: "the network" };
+    const names = { crossbars: "the busiest crossbar", digital: "the busiest tile's digital units", buffer: "one op's buffer traffic", network: "the network",
+      link: "the busiest link between chips", offchip: "spills to off-chip memory", reload: "the rounds' writes and runs" };
     barChart(s, Object.keys(parts).map((k) => ({ label: names[k] || k, value: parts[k], colour: k === r.period_set_by ? "#c2410c" : "#adb5bd" })), "ns", { labelWidth: 230, cls: "period-parts", fmt: ns });
   }
   s.appendChild(el("h3", {}, "Pass pipeline and solvers"));
@@ -456,9 +460,25 @@ function breakdowns(r, L) {
 
 function chips(d, r) {
   const c = d.chips;
-  const s = section("chips", "Chips", c.count > 1 ? `The weights span ${c.count} chips of ${c.tiles_per_chip} tiles each; arrows are data one inference sends from chip to chip.` : "");
+  const ch = r.chips || {};
+  const rounds = ch.reload ? ` They run in ${ch.reload.rounds} rounds on ${r.chips_used} chip${r.chips_used > 1 ? "s" : ""}, reprogrammed between rounds (batch ${ch.reload.batch}).` : "";
+  const s = section("chips", "Chips", c.count > 1 ? `The weights span ${c.count} chips of ${c.tiles_per_chip} tiles each; arrows are data one inference sends from chip to chip.${rounds}` : "");
+  const extra = [];
+  if (ch.link && c.count > 1) {
+    extra.push(["link bytes per inference", si(ch.link.bytes_per_inference, "B")], ["link share of the period", share(ch.link.share_of_period)],
+      ["link share of the energy", share(ch.link.share_of_energy)]);
+  }
+  if (ch.spills && ch.spills.bytes_per_inference) {
+    extra.push(["spilled to off-chip memory per inference", si(ch.spills.bytes_per_inference, "B")], ["off-chip time per inference", ns(ch.spills.period_ns)]);
+  }
+  if (ch.reload) {
+    extra.push(["rounds per batch", String(ch.reload.rounds)], ["writes per inference", ns(ch.reload.write_ns_per_inference)],
+      ["writes' share of the period", share(ch.reload.share_of_period)], ["writes per cell per inference", num(ch.reload.writes_per_cell_per_inference)],
+      ["lifetime at this throughput", ch.reload.lifetime]);
+  }
   if (c.count <= 1) {
     s.appendChild(el("p", { class: "note", id: "one-chip" }, `One chip: ${r.tiles_used} of ${c.tiles_per_chip} tiles, ${r.crossbars_used} of ${c.xbars_per_chip} crossbars used.`));
+    if (extra.length) kvTable(s, extra, "chip-figures");
     return;
   }
   const W = 180, H = 80, gap = 70;
@@ -484,7 +504,7 @@ function chips(d, r) {
   s.appendChild(svg);
   const rows = c.links.map((l) => [`chip ${l.from} \u2192 chip ${l.to}`, si(l.bytes, "B") + " per inference"]);
   Object.keys(c.reprogramming || {}).forEach((k) => rows.push([`reprogramming: ${k.replace(/_/g, " ")}`, num(c.reprogramming[k])]));
-  kvTable(s, rows, "chip-links");
+  kvTable(s, rows.concat(extra), "chip-links");
 }
 
 /* ---------------------------------------------------------------- the search report */
