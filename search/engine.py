@@ -285,7 +285,8 @@ def cost_metrics(result, target) -> dict:
             "weight_crossbars": int(r.baseline.get("crossbars", r.crossbars_lower_bound)),
             "crossbars_lower_bound": r.crossbars_lower_bound,
             "speedup": float(r.speedup_vs_baseline.get("throughput", 0.0)), "macs": macs, "weights": weights,
-            "compile_s": r.compile_s}
+            "compile_s": r.compile_s, "chips_used": r.chips_used,
+            "system_area_mm2": peak["area_mm2"] * r.chips_used}
 
 
 def chip_accuracy(onnx_model, module, data, target, chip: Chip) -> dict:

@@ -82,6 +82,8 @@ METRICS = {
     "macs": "multiply-accumulates of one inference on crossbars",
     "weights": "weights on crossbars (one copy)",
     "compile_s": "seconds the compile took",
+    "chips_used": "chips of the candidate's kind the mapping runs on (at most the 'chips' knob, default 1)",
+    "system_area_mm2": "area of all those chips",
     "accuracy": "float accuracy on the validation split",
     "accuracy_quant": "accuracy of the compiled mapping on the simulated chip, ideal cells (needs [chip] draws)",
     "accuracy_variation_mean": "mean accuracy over programmed chips under device variation (needs [chip] draws)",

@@ -112,6 +112,12 @@ def solve_copies(module: Module, infos: list[LayerInfo], budget: int, objective:
         cands = []
         for tag, k, v in options[i.name]:
             max_c = min(i.mvms, (cap_cells - base_cells + least[i.name].cells) // max(v.cells, 1))
+            if bound_only:  # a relaxation of every split pack may make: k-MVM reads shared out, not MVMs
+                total = -(-i.mvms // k)  # the fewest reads of all copies together
+                for c, r in copy_candidates(total, max_c):
+                    cands.append((c * v.cells, units(r * k * v.mvm_ns), units(total * k * v.sum_mvm_ns),
+                                  c * v.big_blocks, (tag, c, k)))
+                continue
             for c, q in copy_candidates(i.mvms, max_c):
                 reads = -(-q // k)
                 # the load: every copy's own reads (copies split the MVMs evenly), not c times the
