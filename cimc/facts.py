@@ -82,6 +82,8 @@ FACTS: dict[str, Fact] = {
                        "('spread': then the model must fit the chips)",
                        _one_of("", "spread", "reload")),
     "batch": Fact(int, 1, "inferences each round runs before the next is programmed", _at_least(1)),
+    "chip_budgets": Fact(str, "", "crossbars each stage may use when it is reloaded, 'chip:crossbars,...'",
+                         _pool_budgets_text),
 }
 
 

@@ -26,6 +26,7 @@ link's, which the cost model finds from the merged mapping.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from cimc import facts
@@ -134,7 +135,41 @@ def with_stages(module: Module, infos, fill: float) -> Module:
             out.append(op.with_attrs(chip=split[op.operands[0]][0] + n // t.xbars))
         else:
             out.append(op)
-    return module.with_ops(out, chips=physical)
+    attrs: dict = {"chips": physical}
+    if physical < stages:  # reloaded: copies are written every round too
+        budgets = round_budgets(module, infos, fill, dict(zip(names, first)), set(split))
+        if budgets:
+            attrs["chip_budgets"] = facts.pool_budgets_text(budgets)
+    return module.with_ops(out, **attrs)
+
+
+def round_budgets(module: Module, infos, fill: float, stage_of: dict, split: set) -> dict[int, int]:
+    """Crossbars each stage may fill with copies when the stages are reloaded in rounds. A
+    round writes every crossbar it programs (over the off-chip link: w ns each) and runs the
+    batch of B inferences, about W / X per inference for a stage of read work W spread over
+    X crossbars: B W / X + w X is least at X = sqrt(B W / w). Between one copy's crossbars
+    and the chip's."""
+    t = module.target
+    if not t.offchip_bytes_per_ns:
+        return {}
+    w = t.cells_per_xbar * t.cell_bits / 8 / t.offchip_bytes_per_ns
+    batch = facts.get(module, "batch")
+    work: dict[int, float] = defaultdict(float)
+    cells: dict[int, int] = defaultdict(int)
+    big: dict[int, int] = defaultdict(int)
+    for i in infos:
+        if i.name in split:
+            continue
+        s = stage_of[i.name]
+        work[s] += i.mvms * i.sum_mvm_ns
+        cells[s] += i.cells
+        big[s] += i.big_blocks
+    out = {}
+    for s, wk in work.items():
+        need = max(-(-cells[s] // int(fill * t.cells_per_xbar)), big[s], 1)
+        best = math.ceil(math.sqrt(batch * wk / w))
+        out[s] = min(t.xbars, max(need, best))
+    return out
 
 
 def _block_chip(op: Op, defs: dict) -> int:
@@ -173,7 +208,7 @@ def sub_module(module: Module, chip: int, budget: int) -> Module:
                 ops.append(op.with_attrs(tile=op["tile"] - chip * t.tiles))
         elif op.kind == "map.digital" and op.operands[0] in mine:
             ops.append(op.with_attrs(tiles=tuple(x - chip * t.tiles for x in op["tiles"])))
-    keep = {k: v for k, v in module.attrs if k not in ("chips", "chips_plan")}
+    keep = {k: v for k, v in module.attrs if k not in ("chips", "chips_plan", "chip_budgets", "batch")}
     return Module(module.name, t, tuple(ops), tuple(sorted({**keep, "budget": budget}.items())))
 
 
@@ -216,7 +251,7 @@ def merge(module: Module, results: dict[int, Module]) -> Module:
     before = dict(module.attrs)
     attrs: dict = {}
     for key in sorted({k for res in results.values() for k, _ in res.attrs}):
-        if key in ("chips", "chips_plan"):
+        if key in ("chips", "chips_plan", "chip_budgets", "batch"):
             continue
         values = {c: dict(res.attrs)[key] for c, res in results.items() if key in dict(res.attrs)}
         vs = list(values.values())
@@ -247,14 +282,20 @@ def _in_order(sub: Module) -> Module:
     return sub.with_ops(out)
 
 
+def _chip_budgets(module: Module) -> dict[int, int]:
+    text = facts.get(module, "chip_budgets")
+    return {int(c): int(b) for c, b in (kv.split(":") for kv in text.split(","))} if text else {}
+
+
 def run_per_chip(pass_, module: Module) -> Module:
     """`pass_` run on every stage's chip, the results merged. A chip holding part of a layer
     larger than a chip keeps one copy with a block per crossbar: duplicate leaves it, pack and
     place put its blocks in order."""
     n, parts = stages_of(module), part_chips(module)
+    budgets = _chip_budgets(module)
     results = {}
     for c in range(n):
-        sub = sub_module(module, c, module.target.xbars)
+        sub = sub_module(module, c, budgets.get(c, module.target.xbars))
         if c in parts:
             results[c] = sub if pass_.name == "duplicate" else _in_order(sub)
         else:

@@ -194,9 +194,28 @@ def test_networks_with_a_layer_larger_than_a_chip_compile_by_default(name, tmp_p
     reload = cimc.compile(model, "rram-256", chips=1, batch=8)
     finite_positive(reload)
     assert reload.report.chips["reload"]["rounds"] == r.report.chips["stages"]
+    # the convolutions' stage keeps fewer copies when it is rewritten every round
+    assert reload.report.chips["per_chip"][0]["crossbars"] < r.report.chips["per_chip"][0]["crossbars"]
 
 
 def test_the_split_is_deterministic():
     a = cimc.compile(CNN, "rram-128", chips=3, **SMALL).text()
     b = cimc.compile(CNN, "rram-128", chips=3, **SMALL).text()
     assert a == b and "chip = 1" in a
+
+
+def test_reloaded_stages_take_copies_by_what_the_batch_amortises():
+    """A reloaded stage's copies are written every round: a small batch keeps few, a large
+    batch fills the chip (the crossbars that minimise writes + the batch's reads)."""
+    from cimc import facts
+
+    def budgets(batch):
+        m = cimc.compile(CNN, "rram-128", chips=1, batch=batch, tiles=1, xbars_per_tile=8,
+                         offchip_bytes_per_ns=0.01).module  # a slow link: each crossbar's write costs 0.4 ms
+        text = facts.get(m, "chip_budgets")
+        return {int(c): int(b) for c, b in (kv.split(":") for kv in text.split(","))}
+
+    few, many = budgets(1), budgets(100000)
+    assert few.keys() == many.keys() and len(few) > 1
+    assert all(few[c] <= many[c] <= 8 for c in few) and any(few[c] < many[c] for c in few)
+    assert all(b == 8 for b in many.values())
