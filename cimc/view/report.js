@@ -461,8 +461,11 @@ function breakdowns(r, L) {
 function chips(d, r) {
   const c = d.chips;
   const ch = r.chips || {};
+  const ch_ = ch;
   const rounds = ch.reload ? ` They run in ${ch.reload.rounds} rounds on ${r.chips_used} chip${r.chips_used > 1 ? "s" : ""}, reprogrammed between rounds (batch ${ch.reload.batch}).` : "";
-  const s = section("chips", "Chips", c.count > 1 ? `The weights span ${c.count} chips of ${c.tiles_per_chip} tiles each; arrows are data one inference sends from chip to chip.${rounds}` : "");
+  const span = ch.reload ? `The weights are in ${c.count} stages, each one chip of ${c.tiles_per_chip} tiles; arrows are data one inference sends from stage to stage.`
+    : `The weights span ${c.count} chips of ${c.tiles_per_chip} tiles each; arrows are data one inference sends from chip to chip.`;
+  const s = section("chips", "Chips", c.count > 1 ? span + rounds : "");
   const extra = [];
   if (ch.link && c.count > 1) {
     extra.push(["link bytes per inference", si(ch.link.bytes_per_inference, "B")], ["link share of the period", share(ch.link.share_of_period)],
@@ -487,7 +490,7 @@ function chips(d, r) {
   const index = new Map(c.chips.map((ch, i) => [ch.chip, i]));
   c.chips.forEach((ch, i) => {
     svg.appendChild(sv("rect", { class: "chip", x: x(i), y: 60, width: W, height: H, fill: "#eef2ff", stroke: "#4c6ef5" }));
-    svg.appendChild(sv("text", { x: x(i) + 8, y: 80 }, `chip ${ch.chip}`));
+    svg.appendChild(sv("text", { x: x(i) + 8, y: 80 }, ch_.reload ? `stage ${ch.chip} (round ${Math.floor(ch.chip / r.chips_used)})` : `chip ${ch.chip}`));
     svg.appendChild(sv("text", { x: x(i) + 8, y: 97, class: "muted" }, `${ch.tiles} tiles, ${ch.crossbars} crossbars`));
     svg.appendChild(sv("text", { x: x(i) + 8, y: 113, class: "muted" }, `${ch.layers} layers`));
   });
