@@ -62,6 +62,15 @@ class Links:
     op_pj: dict = field(default_factory=dict)
     bytes_total: float = 0.0
 
+    def send(self, t, a: int, b: int, nbytes: float) -> tuple[float, float]:
+        """`nbytes` from chip a to chip b over every link between: (its wait in ns, its pJ)."""
+        hops = abs(b - a)
+        for k in range(min(a, b), max(a, b)):
+            self.boundary_bytes[k] += nbytes
+        self.bytes_total += nbytes * hops
+        wait = hops * (nbytes / t.link_bytes_per_ns + t.link_latency_ns) if t.link_bytes_per_ns else 0.0
+        return wait, nbytes * hops * t.link_pj_per_byte
+
 
 def chip_links(module: Module, chip_of: dict, defs: dict, physical: int, blocks: dict, placed: dict) -> Links:
     """The links' traffic; with fewer `physical` chips than stages, only between stages of one
@@ -79,30 +88,17 @@ def chip_links(module: Module, chip_of: dict, defs: dict, physical: int, blocks:
         # (partial) outputs
         others = sorted({placed[b.result]["tile"] // t.tiles for b in blocks.get(op.result, ()) if b.result in placed}
                         - {dest})
-        for c in others:
-            if c // physical != dest // physical:
-                continue
-            nbytes = (math.prod(defs[op.operands[0]]["shape"]) + math.prod(op["shape"])) * data_bytes
-            hops = abs(c - dest)
-            for k in range(min(c, dest), max(c, dest)):
-                links.boundary_bytes[k] += nbytes
-            links.bytes_total += nbytes * hops
-            pj += nbytes * hops * t.link_pj_per_byte
-            if t.link_bytes_per_ns:
-                wait = max(wait, hops * (nbytes / t.link_bytes_per_ns + t.link_latency_ns))
+        moves = [(c, (math.prod(defs[op.operands[0]]["shape"]) + math.prod(op["shape"])) * data_bytes)
+                 for c in others if c // physical == dest // physical]
         for o in dict.fromkeys(op.operands):
             src = chip_of.get(o)
             if src is None or src == dest or o not in defs or (o, dest) in sent or src // physical != dest // physical:
                 continue
             sent.add((o, dest))
-            nbytes = math.prod(defs[o]["shape"]) * data_bytes
-            hops = abs(dest - src)
-            for k in range(min(src, dest), max(src, dest)):
-                links.boundary_bytes[k] += nbytes
-            links.bytes_total += nbytes * hops
-            pj += nbytes * hops * t.link_pj_per_byte
-            if t.link_bytes_per_ns:
-                wait = max(wait, hops * (nbytes / t.link_bytes_per_ns + t.link_latency_ns))
+            moves.append((src, math.prod(defs[o]["shape"]) * data_bytes))
+        for c, nbytes in moves:
+            w, e = links.send(t, c, dest, nbytes)
+            wait, pj = max(wait, w), pj + e
         if pj or wait:
             links.op_ns[op.result], links.op_pj[op.result] = wait, pj
     return links
