@@ -28,14 +28,14 @@ from cimc import facts as module_facts
 from cimc.cost import period_floor_ns
 from cimc.errors import PipelineError
 from cimc.ir import Module
-from cimc.mapping import require_blocks
+from cimc.mapping import holds_a_crossbar_alone, require_blocks
 from cimc.passes.chips import run_per_chip, staged
 from cimc.passes.digital import spread_digital
 from cimc.passes.duplicate.copies import expand_copies
 from cimc.passes.pack.emit import emit
 from cimc.passes.pack.exact import exact_packing
 from cimc.passes.pack.firstfit import crossbar_lower_bound, pack_with_retries
-from cimc.passes.pack.items import neighbours_of
+from cimc.passes.pack.items import Packing, items_of, neighbours_of
 from cimc.passes.pack.period import search_period
 from cimc.passes.pools import run_per_pool
 
@@ -82,7 +82,8 @@ class PackPass:
             # no packing beats the proven bound (every cell of the budget allowed): where the
             # target packs at once, the search bisects down towards it
             lower = max(module_facts.get(module, "period_bound_ns"), floor)
-            packing = search_period(self, module, max(period, floor), budget, neighbours, floor, lower)
+            packing = alone_under_the_floor(module, budget, floor) or \
+                search_period(self, module, max(period, floor), budget, neighbours, floor, lower)
         else:
             packing = pack_with_retries(self, module, budget, objective, neighbours)
         module, items, bins, where, cap = packing.module, packing.items, packing.bins, packing.where, packing.period_ns
@@ -105,3 +106,20 @@ class PackPass:
         return spread_digital(placed) if self.spread and not t.pools else placed
 
 
+def alone_under_the_floor(module: Module, budget: int | None, floor: float) -> Packing | None:
+    """One copy of every layer whose blocks each hold a crossbar alone (big, not to be halved),
+    with every crossbar under the period floor: one block per crossbar is then the fewest
+    crossbars and the floor's period, and no search can do better (a stage of a transformer
+    split over chips, whose period the digital units or the buffers set)."""
+    t = module.target
+    defs = module.by_name()
+    blocks = [op for op in module.ops if op.kind == "map.block"]
+    if not blocks or (budget and len(blocks) > budget) or any(b["copy"] for b in blocks) or \
+            not all(holds_a_crossbar_alone(t, defs[b.operands[0]]["mvms"], b) for b in blocks):
+        return None
+    items = items_of(module)
+    cap = max(it.load_ns for it in items)
+    if cap > floor:
+        return None
+    return Packing(module, items, [None] * len(items), {k: (k, 0, 0) for k in range(len(items))}, cap,
+                   "one block per crossbar (each holds one alone, all under the period floor)")
