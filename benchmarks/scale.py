@@ -51,7 +51,8 @@ def models(quick: bool):
            ("vit_b16_d3", lambda: nets.vit_b16(depth=3), img), ("vit_b16_d6", lambda: nets.vit_b16(depth=6), img),
            ("vit_b16", nets.vit_b16, img),
            ("bert_base_d3", lambda: nets.bert_base(3), seq), ("bert_base_d6", lambda: nets.bert_base(6), seq),
-           ("bert_base", nets.bert_base, seq)]
+           ("bert_base", nets.bert_base, seq),
+           ("alexnet", nets.alexnet, img), ("zfnet", nets.zfnet, img), ("vgg19", nets.vgg19, img)]
     return [m for m in out if not quick or m[0] in ("resnet50", "vit_b16_d3", "bert_base_d3")]
 
 
@@ -72,11 +73,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "out" / "scale"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", help="comma-separated model names (default: all)")
     args = ap.parse_args()
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
+    only = set(args.only.split(",")) if args.only else None
     for name, build, shape in models(args.quick):
+        if only is not None and name not in only:
+            continue
         t0 = time.perf_counter()
         path = export(folder, name, build, shape)
         export_s = time.perf_counter() - t0
