@@ -16,12 +16,13 @@ Buffers: an op holds, in the buffers of the tiles it runs on, what its next outp
 pool the input rows of its window (kernel height x dilation), element-wise ops, norms, softmax
 and weight layers over tokens one row of each input, an attention product (`nn.dot`) all of
 its second operand, a transpose its whole input (a reshape that keeps the order of the
-elements streams); each also one output row. Each
-tile's `buffer_kb` holds its ops' needs smallest first (an op over several tiles needs an
-even share on each); the share of an op's buffer traffic that is not held goes to the chip's global buffer
-(`global_buffer_kb`, shared the same way over the chip's spills) and then to off-chip memory,
-both ways, at `offchip_bytes_per_ns` (one link per chip) and `offchip_pj_per_byte`. A smaller buffer or less bandwidth therefore never makes a
-mapping faster.
+elements streams); each also one output row. Each tile's `buffer_kb` holds its ops' needs
+smallest first (an op over several tiles needs an even share on each); what a tile cannot
+hold goes to the room left in the chip's other tiles in use, then to a chip-wide
+`global_buffer_kb` (default 0), each op's excess in proportion, and what the chip's buffers do
+not hold to off-chip memory, both ways (that share of the op's buffer traffic), at
+`offchip_bytes_per_ns` (one link per chip) and `offchip_pj_per_byte`. A smaller buffer or less
+bandwidth therefore never makes a mapping faster.
 """
 
 from __future__ import annotations
@@ -157,24 +158,29 @@ def buffer_spills(module: Module, op_tiles: dict, chip_of: dict, defs: dict) -> 
         for tile in tiles:
             on_tile[tile].append((need[op.result] / len(tiles), op.result))
     held: dict[str, float] = defaultdict(float)
+    free: dict[int, float] = defaultdict(float)  # per chip: what its tiles' buffers have left
     for tile, wants in on_tile.items():  # each tile's buffer holds its smallest needs first
-        free = cap
+        room = cap
         for size, name in sorted(wants):
-            take = min(size, free)
+            take = min(size, room)
             held[name] += take
-            free -= take
-    excess = {name: (n - held[name]) / n for name, n in need.items() if n > held[name] * (1 + 1e-9) + 1e-9}
+            room -= take
+        free[tile // t.tiles] += room
+    excess = {name: n - held[name] for name, n in need.items() if n > held[name] * (1 + 1e-9) + 1e-9}
     if not excess:
         return {}
     by_chip: dict[int, float] = defaultdict(float)
-    for name, share in excess.items():
-        by_chip[chip_of.get(name, 0)] += share * need[name]
+    for name, x in excess.items():
+        by_chip[chip_of.get(name, 0)] += x
     out = {}
     for op in module.ops:
         if op.result in excess:
             chip = chip_of.get(op.result, 0)
-            global_share = min(1.0, t.global_buffer_kb * 1024 / by_chip[chip]) if by_chip[chip] else 1.0
-            out[op.result] = excess[op.result] * (1 - global_share) * buffer_bytes(op, defs, data_bytes) * 2
+            # what the chip's other buffers (its tiles' room, then the global buffer) do not
+            # hold, shared out in proportion to each op's excess
+            left = max(0.0, by_chip[chip] - free[chip] - t.global_buffer_kb * 1024) / by_chip[chip]
+            share = excess[op.result] / need[op.result] * left
+            out[op.result] = share * buffer_bytes(op, defs, data_bytes) * 2
     return {k: v for k, v in out.items() if v > 0}
 
 
