@@ -11,14 +11,14 @@ a and read on chip b > a crosses every link between them, once per reading chip;
 for its inputs' bytes / bandwidth plus `link_latency_ns` per link crossed, and each byte costs
 `link_pj_per_byte` per link. The busiest link's bytes per inference / bandwidth bounds the period.
 
-Buffers: an op holds, in the buffers of the tiles it runs on, what its next output row needs
-(the rows the schedule streams: a 4-D tensor's rows, else the last axis): a convolution or
-pool the input rows of its window (kernel height x dilation), element-wise ops, norms, softmax
-and weight layers over tokens one row of each input, an attention product (`nn.dot`) all of
-its second operand, a transpose its whole input (a reshape that keeps the order of the
-elements streams); each also one output row. Each tile's `buffer_kb` holds its ops' needs
-smallest first (an op over several tiles needs an even share on each); what a tile cannot
-hold goes to the room left in the chip's other tiles in use, then to a chip-wide
+Buffers: an op holds, in the buffers of the tiles it runs on, its output row (the rows the
+schedule streams: a 4-D tensor's rows, else the last axis), which its consumers read in place,
+and what it needs of its inputs beyond the row that streams in: a convolution's or pool's
+further window rows (kernel height x dilation - 1), an attention product's (`nn.dot`) whole
+second operand, a transpose's whole input (a reshape that keeps the elements' order streams).
+Each tile's `buffer_kb` holds its ops' needs smallest first (an op over several tiles needs an
+even share on each); what a tile cannot hold goes to the room left in the chip's other tiles
+in use, then to a chip-wide
 `global_buffer_kb` (default 0), each op's excess in proportion, and what the chip's buffers do
 not hold to off-chip memory, both ways (that share of the op's buffer traffic), at
 `offchip_bytes_per_ns` (one link per chip) and `offchip_pj_per_byte`. A smaller buffer or less
@@ -124,21 +124,23 @@ def _row(shape) -> int:
 
 
 def held_bytes(op: Op, defs: dict, data_bytes: float) -> float:
-    """What an op holds in its tiles' buffers for its next output row (see the module text)."""
+    """What an op holds in its tiles' buffers for its next output row (see the module text): its
+    output row, where its consumers read it (an input row is its producer's output row, held
+    once), and what it needs of its inputs beyond the row that streams in: the further rows of
+    a window, all of an attention product's second operand, all of a transposed tensor; the
+    network's inputs stream in a row at a time."""
     shape = op["shape"]
     inputs = [defs[o] for o in dict.fromkeys(op.operands) if o in defs]
+    held = _row(shape) + sum(_row(i["shape"]) for i in inputs if i.kind == "nn.input")
     if op.kind == "nn.reshape" and op.get("fn") in REORDER:  # reorders the whole tensor: reads it in place
-        return (sum(math.prod(i["shape"]) for i in inputs) + _row(shape)) * data_bytes
-    if op.kind == "nn.dot":  # attention: every row of the first operand meets all of the second
-        rest = sum(math.prod(i["shape"]) for i in inputs[1:])
-        return ((_row(inputs[0]["shape"]) if inputs else 0) + rest + _row(shape)) * data_bytes
-    kernel, dilation = op.get("kernel"), op.get("dilation")
-    window = (kernel[0] * (dilation[0] if dilation else 1)) if kernel and len(shape) == 4 else 1
-    held = 0
-    for i in inputs:
-        ishape = i["shape"]
-        held += _row(ishape) * (min(window, ishape[2]) if len(ishape) == 4 else 1)
-    return (held + _row(shape)) * data_bytes
+        held += sum(math.prod(i["shape"]) - _row(i["shape"]) for i in inputs)
+    elif op.kind == "nn.dot":  # attention: every row of the first operand meets all of the second
+        held += sum(math.prod(i["shape"]) - _row(i["shape"]) for i in inputs[1:])
+    else:
+        kernel, dilation = op.get("kernel"), op.get("dilation")
+        window = (kernel[0] * (dilation[0] if dilation else 1)) if kernel and len(shape) == 4 else 1
+        held += sum(_row(i["shape"]) * (min(window, i["shape"][2]) - 1) for i in inputs if len(i["shape"]) == 4)
+    return held * data_bytes
 
 
 def buffer_spills(module: Module, op_tiles: dict, chip_of: dict, defs: dict) -> dict[str, float]:
