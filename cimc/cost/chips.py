@@ -18,7 +18,7 @@ further window rows (kernel height x dilation - 1), an attention product's (`nn.
 second operand, a transpose's whole input (a reshape that keeps the elements' order streams).
 Each tile's `buffer_kb` holds its ops' needs smallest first (an op over several tiles needs an
 even share on each); what a tile cannot hold goes to the room left in the chip's other tiles
-in use, then to a chip-wide
+(busy or idle), then to a chip-wide
 `global_buffer_kb` (default 0), each op's excess in proportion, and what the chip's buffers do
 not hold to off-chip memory, both ways (that share of the op's buffer traffic), at
 `offchip_bytes_per_ns` (one link per chip) and `offchip_pj_per_byte`. A smaller buffer or less
@@ -168,6 +168,11 @@ def buffer_spills(module: Module, op_tiles: dict, chip_of: dict, defs: dict) -> 
             held[name] += take
             room -= take
         free[tile // t.tiles] += room
+    used: dict[int, int] = defaultdict(int)
+    for tile in on_tile:
+        used[tile // t.tiles] += 1
+    for chip, n in used.items():  # the buffers of the chip's idle tiles hold what its busy ones cannot
+        free[chip] += cap * max(0, t.tiles - n)
     excess = {name: n - held[name] for name, n in need.items() if n > held[name] * (1 + 1e-9) + 1e-9}
     if not excess:
         return {}
