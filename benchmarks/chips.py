@@ -62,20 +62,23 @@ def one_chip_path(path: Path) -> dict:
 
 def buffer_sweep(paths: dict, quick: bool) -> list[dict]:
     rows = []
-    sizes = [4, 16, 64, 256, 1024] if not quick else [16, 64, 256]
+    sizes = [0.25, 1, 4, 16, 64, 256, 1024] if not quick else [1, 64]
     bands = [0.8, 3.2, 6.4, 25.6] if not quick else [3.2, 6.4]
     for name, path in paths.items():
         net = cimc.import_model(path, "rram-256")
         for kb in sizes:
             r = cimc.compile(net, "rram-256", buffer_kb=float(kb))
-            rows.append({"model": name, "knob": "buffer_kb", "value": kb, "throughput_ips": r.throughput_ips,
+            rows.append({"model": name, "knob": "buffer_kb", "buffer_kb": kb, "value": kb,
+                         "throughput_ips": r.throughput_ips,
                          "spill_mb": r.report.chips.get("spills", {}).get("bytes_per_inference", 0.0) / 1e6})
             print(json.dumps(rows[-1]), flush=True)
-        for bw in bands:
-            r = cimc.compile(net, "rram-256", offchip_bytes_per_ns=bw)
-            rows.append({"model": name, "knob": "offchip_bytes_per_ns", "value": bw, "throughput_ips": r.throughput_ips,
-                         "spill_mb": r.report.chips.get("spills", {}).get("bytes_per_inference", 0.0) / 1e6})
-            print(json.dumps(rows[-1]), flush=True)
+        for kb in (1.0, 64.0):  # the bandwidth matters where something spills
+            for bw in bands:
+                r = cimc.compile(net, "rram-256", buffer_kb=kb, offchip_bytes_per_ns=bw)
+                rows.append({"model": name, "knob": "offchip_bytes_per_ns", "buffer_kb": kb, "value": bw,
+                             "throughput_ips": r.throughput_ips,
+                             "spill_mb": r.report.chips.get("spills", {}).get("bytes_per_inference", 0.0) / 1e6})
+                print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -88,9 +91,12 @@ def plot(rows: list[dict], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, knob, label in ((axes[0], "buffer_kb", "tile buffer (KB)"),
                             (axes[1], "offchip_bytes_per_ns", "off-chip bandwidth (B/ns)")):
-        for model in sorted({r["model"] for r in rows}):
-            pts = [(r["value"], r["throughput_ips"]) for r in rows if r["model"] == model and r["knob"] == knob]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=model)
+        # the buffer sweep one line per model; the bandwidth sweep one per model and buffer size
+        line = (lambda r: (r["model"], None)) if knob == "buffer_kb" else (lambda r: (r["model"], r["buffer_kb"]))
+        for model, kb in sorted({line(r) for r in rows if r["knob"] == knob}, key=str):
+            pts = [(r["value"], r["throughput_ips"]) for r in rows if r["knob"] == knob and line(r) == (model, kb)]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    label=model if knob == "buffer_kb" else f"{model}, {kb:g} KB buffer")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(label)
@@ -114,6 +120,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "out" / "chips"))
     ap.add_argument("--quick", action="store_true", help="BERT-base only, fewer points")
+    ap.add_argument("--sweep", action="store_true", help="the buffer and bandwidth sweep only")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,14 +132,14 @@ def main():
         paths["vit_b16"] = export(out, "vit_b16", nets.vit_b16, img)
     configs = [("default", {})] + [(f"{n} chips", {"chips": n}) for n in (1, 2, 4, 8)] + \
         [(f"reload batch {b}", {"reload": True, "batch": b}) for b in (8, 64)]
-    models = {name: cimc.import_model(p, "rram-256") for name, p in paths.items()}
+    models = {name: cimc.import_model(p, "rram-256") for name, p in paths.items()} if not args.sweep else {}
     # batch is fixed when a network is imported: the reloading batches compile from the file
     table = []
-    for name, path in paths.items():
+    for name, path in (paths.items() if not args.sweep else ()):
         table += chips_table({name: models[name]}, [c for c in configs if "batch" not in c[1]])
         table += chips_table({name: path}, [c for c in configs if "batch" in c[1]])
     resnet = {}
-    if not args.quick:
+    if not args.quick and not args.sweep:
         resnet = one_chip_path(export(out, "resnet50", nets.resnet50, img))
     sweep_paths = {"resnet18": export(out, "resnet18", nets.resnet18, img), **({} if args.quick else
                                                                              {"vit_b16": paths["vit_b16"]})}
@@ -146,8 +153,8 @@ def main():
         text += [f"ResNet-50 with --chips 1: same mapping text as the default: {resnet['same_mapping_text']} "
                  f"({resnet['lines']} lines, {resnet['chips_used']} chip)", ""]
     text += ["## Throughput against the buffer and the off-chip bandwidth", "",
-             markdown(sweep, ["model", "knob", "value", "throughput_ips", "spill_mb"]), ""]
-    (out / "chips.md").write_text("\n".join(text))
+             markdown(sweep, ["model", "knob", "buffer_kb", "value", "throughput_ips", "spill_mb"]), ""]
+    (out / ("sweep.md" if args.sweep else "chips.md")).write_text("\n".join(text))
     print("\n".join(text))
 
 
