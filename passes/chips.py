@@ -137,38 +137,36 @@ def with_stages(module: Module, infos, fill: float) -> Module:
             out.append(op)
     attrs: dict = {"chips": physical}
     if physical < stages:  # reloaded: copies are written every round too
-        budgets = round_budgets(module, infos, fill, dict(zip(names, first)), set(split))
+        budgets = round_budgets(module, infos, dict(zip(names, first)), set(split))
         if budgets:
             attrs["chip_budgets"] = facts.pool_budgets_text(budgets)
     return module.with_ops(out, **attrs)
 
 
-def round_budgets(module: Module, infos, fill: float, stage_of: dict, split: set) -> dict[int, int]:
+def round_budgets(module: Module, infos, stage_of: dict, split: set) -> dict[int, int]:
     """Crossbars each stage may fill with copies when the stages are reloaded in rounds. A
     round writes every crossbar it programs (over the off-chip link: w ns each) and runs the
     batch of B inferences, about W / X per inference for a stage of read work W spread over
-    X crossbars: B W / X + w X is least at X = sqrt(B W / w). Between one copy's crossbars
-    and the chip's."""
+    X crossbars: B W / X + w X is least at X = sqrt(B W / w). Between one copy's blocks (one
+    crossbar each, which always packs) and the chip's crossbars."""
     t = module.target
     if not t.offchip_bytes_per_ns:
         return {}
     w = t.cells_per_xbar * t.cell_bits / 8 / t.offchip_bytes_per_ns
     batch = facts.get(module, "batch")
     work: dict[int, float] = defaultdict(float)
-    cells: dict[int, int] = defaultdict(int)
-    big: dict[int, int] = defaultdict(int)
+    blocks: dict[int, int] = defaultdict(int)
     for i in infos:
         if i.name in split:
             continue
         s = stage_of[i.name]
         work[s] += i.mvms * i.sum_mvm_ns
-        cells[s] += i.cells
-        big[s] += i.big_blocks
+        blocks[s] += len(i.blocks)
     out = {}
     for s, wk in work.items():
-        need = max(-(-cells[s] // int(fill * t.cells_per_xbar)), big[s], 1)
+        need = blocks[s]  # one copy, a block per crossbar: packs whatever the blocks' shapes
         best = math.ceil(math.sqrt(batch * wk / w))
-        out[s] = min(t.xbars, max(need, best))
+        out[s] = min(t.xbars, max(need, best, 1))
     return out
 
 
