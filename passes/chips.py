@@ -20,8 +20,9 @@ many physical chips run the stages (`chips`) and how many inferences a round run
 duplicate and pack then run on each stage as its chip sees it (`sub_module`: the stage's ops,
 its inputs from other stages as `nn.input`, a budget of one chip), and the results are merged
 (`merge`): every placement moves to its chip's tiles (tile + chip x tiles), the facts combine
-as the slowest stage's (times) or the sum (counts). The period is then the slowest chip's or
-link's, which the cost model finds from the merged mapping.
+as the pools' do (`pools.combined_facts`: the slowest stage's times, the counts summed). The
+period is then the slowest chip's or link's, which the cost model finds from the merged
+mapping.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from collections import defaultdict
 from cimc import facts
 from cimc.errors import Infeasible
 from cimc.ir import Module, Op
+from cimc.passes.pools import combined_facts
+
+PLAN_FACTS = ("chips", "chips_plan", "chip_budgets", "batch")  # the whole mapping's, not a chip's
 
 
 def staged(module: Module) -> bool:
@@ -206,7 +210,7 @@ def sub_module(module: Module, chip: int, budget: int) -> Module:
                 ops.append(op.with_attrs(tile=op["tile"] - chip * t.tiles))
         elif op.kind == "map.digital" and op.operands[0] in mine:
             ops.append(op.with_attrs(tiles=tuple(x - chip * t.tiles for x in op["tiles"])))
-    keep = {k: v for k, v in module.attrs if k not in ("chips", "chips_plan", "chip_budgets", "batch")}
+    keep = {k: v for k, v in module.attrs if k not in PLAN_FACTS}
     return Module(module.name, t, tuple(ops), tuple(sorted({**keep, "budget": budget}.items())))
 
 
@@ -246,24 +250,7 @@ def merge(module: Module, results: dict[int, Module]) -> Module:
             if b.result in places:
                 out.append(places[b.result])
         out.extend(d for d in maps.get(op.result, []) if d.kind == "map.digital")
-    before = dict(module.attrs)
-    attrs: dict = {}
-    for key in sorted({k for res in results.values() for k, _ in res.attrs}):
-        if key in ("chips", "chips_plan", "chip_budgets", "batch"):
-            continue
-        values = {c: dict(res.attrs)[key] for c, res in results.items() if key in dict(res.attrs)}
-        vs = list(values.values())
-        if all(before.get(key) == v for v in vs) and key != "budget":
-            continue
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in vs):
-            attrs[key] = sum(vs)
-        elif all(isinstance(v, (int, float)) for v in vs):
-            attrs[key] = float(max(vs))
-        elif len(set(map(str, vs))) == 1:
-            attrs[key] = vs[0]
-        else:
-            attrs[key] = "; ".join(f"chip {c}: {v}" for c, v in values.items())
-    return module.with_ops(out, **attrs)
+    return module.with_ops(out, **combined_facts(module, results, "chip", skip=PLAN_FACTS))
 
 
 def _in_order(sub: Module) -> Module:

@@ -86,10 +86,16 @@ def merge(module: Module, results: dict[int, Module]) -> Module:
             out.append(b)
             if b.result in places:
                 out.append(places[b.result])
+    return module.with_ops(out, **combined_facts(module, results, "pool"))
+
+
+def combined_facts(module: Module, results: dict[int, Module], label: str, skip: tuple = ()) -> dict:
+    """The facts of passes run on parts of a module (pools, chips), combined: counts added,
+    times the slowest part's, texts per part where they differ; facts no part changed (the
+    budget always counts) and `skip` are left out."""
     before = dict(module.attrs)
     attrs: dict = {}
-    keys = sorted({k for res in results.values() for k, _ in res.attrs})
-    for key in keys:
+    for key in sorted({k for res in results.values() for k, _ in res.attrs} - set(skip)):
         values = {p: dict(res.attrs)[key] for p, res in results.items() if key in dict(res.attrs)}
         if all(before.get(key) == v for v in values.values()) and key != "budget":
             continue
@@ -98,13 +104,13 @@ def merge(module: Module, results: dict[int, Module]) -> Module:
             attrs[key] = all(vs)
         elif all(isinstance(v, int) for v in vs):  # counts: crossbars, budgets, bounds
             attrs[key] = sum(vs)
-        elif all(isinstance(v, (int, float)) for v in vs):  # times: the slowest pool's
+        elif all(isinstance(v, (int, float)) for v in vs):  # times: the slowest part's
             attrs[key] = float(max(vs))
         elif len(set(map(str, vs))) == 1:
             attrs[key] = vs[0]
         else:
-            attrs[key] = "; ".join(f"pool {p}: {v}" for p, v in values.items())
-    return module.with_ops(out, **attrs)
+            attrs[key] = "; ".join(f"{label} {p}: {v}" for p, v in values.items())
+    return attrs
 
 
 def run_per_pool(pass_, module: Module, total_budget: int | None) -> Module:

@@ -191,6 +191,15 @@ def buffer_spills(module: Module, op_tiles: dict, chip_of: dict, defs: dict) -> 
     return {k: v for k, v in out.items() if v > 0}
 
 
+def write_cost(t, cells: int, rounds: int = 1) -> tuple[float, float]:
+    """(ns, pJ) to program `cells` cells over `rounds` rounds of one chip: each round's rows one
+    after another (`cell_write_ns` per row, the crossbars in parallel), no faster than their
+    bytes arrive over the off-chip link; `cell_write_pj` per cell and the link's energy per byte."""
+    nbytes = cells * t.cell_bits / 8
+    link_ns = nbytes / t.offchip_bytes_per_ns if t.offchip_bytes_per_ns else 0.0
+    return max(rounds * t.xbar_rows * t.cell_write_ns, link_ns), cells * t.cell_write_pj + nbytes * t.offchip_pj_per_byte
+
+
 def rounds_cost(module: Module, blocks: dict, placed: dict, chip_of: dict, physical: int, stages: int,
                 stage_period_ns: dict, stage_latency_ns: dict, defs: dict, batch: int) -> dict:
     """A mapping of `stages` stages on `physical` chips, in rounds of `physical` stages: per
@@ -220,11 +229,9 @@ def rounds_cost(module: Module, blocks: dict, placed: dict, chip_of: dict, physi
     per_round = []
     for r in range(rounds):
         chips = range(r * physical, min(stages, (r + 1) * physical))
-        rows_ns = t.xbar_rows * t.cell_write_ns
-        link_ns = max((cells[c] * t.cell_bits / 8 / t.offchip_bytes_per_ns for c in chips), default=0.0) \
-            if t.offchip_bytes_per_ns else 0.0
-        w_ns = max(rows_ns, link_ns)
-        w_pj = sum(cells[c] * (t.cell_write_pj + t.cell_bits / 8 * t.offchip_pj_per_byte) for c in chips)
+        writes = [write_cost(t, cells[c]) for c in chips]  # each chip over its own link, in parallel
+        w_ns = max((ns for ns, _ in writes), default=0.0)
+        w_pj = sum(pj for _, pj in writes)
         period = max((stage_period_ns.get(c, 0.0) for c in chips), default=0.0)
         latency = sum(stage_latency_ns.get(c, 0.0) for c in chips)
         # the batch's boundary tensors: written out after this round, read back by a later one

@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 
 from cimc import facts
 from cimc.cost.bounds import longest_paths, shared_work_bound
-from cimc.cost.chips import Links, buffer_spills, chip_links, lifetime_text, link_period_ns, op_chips, rounds_cost
+from cimc.cost.chips import (
+    Links,
+    buffer_spills,
+    chip_links,
+    lifetime_text,
+    link_period_ns,
+    op_chips,
+    rounds_cost,
+    write_cost,
+)
 from cimc.cost.loads import (
     COMPONENTS,
     Loads,
@@ -63,11 +72,8 @@ def reprogramming_cost(module: Module, blocks: dict, placed: dict) -> dict:
     if not (t.cell_write_ns and t.cell_write_pj):
         return {"costed": False, "crossbars": len(xbars), "cells": cells}
     rounds = max(1, -(-len(xbars) // t.xbars))
-    weight_bytes = cells * t.cell_bits / 8
-    link_ns = weight_bytes / t.offchip_bytes_per_ns if t.offchip_bytes_per_ns else 0.0
-    ns = max(rounds * t.xbar_rows * t.cell_write_ns, link_ns)
-    nj = (cells * t.cell_write_pj + weight_bytes * t.offchip_pj_per_byte) * 1e-3
-    return {"costed": True, "crossbars": len(xbars), "cells": cells, "rounds": rounds, "ns": ns, "nj": nj}
+    ns, pj = write_cost(t, cells, rounds)
+    return {"costed": True, "crossbars": len(xbars), "cells": cells, "rounds": rounds, "ns": ns, "nj": pj * 1e-3}
 
 
 @dataclass
@@ -254,7 +260,7 @@ def _with_static(layers: list, static_pj: float) -> list:
             if layer.area_mm2 else layer for layer in layers]
 
 
-def _multi_chip(module: Module, m: _Mapping, xbars_used: int, reloading: bool) -> tuple[list, dict]:
+def _multi_chip(module: Module, m: _Mapping, reloading: bool) -> tuple[list, dict]:
     """What the figures of a mapping over several chips leave out, and (when the chips are not
     reloaded) what reprogramming one chip per inference would cost instead."""
     if m.chips_used <= 1:
@@ -297,9 +303,8 @@ def _chip_periods(module: Module, m: _Mapping, tally: _Tally, period_parts: dict
     return {c: max(v, shared) for c, v in out.items()}
 
 
-def _rounds(module: Module, m: _Mapping, tally: _Tally, slots: list, physical: int, period_parts: dict) -> dict:
+def _rounds(module: Module, m: _Mapping, tally: _Tally, slots: list, physical: int, stage_period: dict) -> dict:
     """The rounds of a mapping with more stages than chips (see `rounds_cost`)."""
-    stage_period = _chip_periods(module, m, tally, period_parts)
     spans: dict[int, list] = defaultdict(list)
     if slots:
         for s in slots:
@@ -313,15 +318,14 @@ def _rounds(module: Module, m: _Mapping, tally: _Tally, slots: list, physical: i
                        stage_latency, m.defs, facts.get(module, "batch"))
 
 
-def _chips_figures(module: Module, m: _Mapping, tally: _Tally, period_parts: dict, physical: int, rounds: dict,
-                   energy_nj: float, period_ns: float) -> dict:
+def _chips_figures(module: Module, m: _Mapping, tally: _Tally, period_parts: dict, periods: dict, physical: int,
+                   rounds: dict, energy_nj: float, period_ns: float) -> dict:
     """Per-chip figures, the links' and the reloads' shares, and the spills (empty for one
     chip that spills nothing)."""
     t = module.target
     spilled = sum(tally.offchip_bytes.values())
     if m.chips_used <= 1 and not spilled:
         return {}
-    periods = _chip_periods(module, m, tally, period_parts)
     xbars: dict[int, int] = defaultdict(int)
     for key in m.loads.xbar_load:
         chip = key[0] // t.tiles if isinstance(key[0], int) else \
@@ -412,7 +416,8 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
                     "link": link_period_ns(t, m.links),  # the busiest link between chips
                     "offchip": offchip_ns}  # the busiest chip's spills to off-chip memory
     physical = m.physical
-    rounds = _rounds(module, m, tally, slots, physical, period_parts) if physical < chips_used else {}
+    chip_periods = _chip_periods(module, m, tally, period_parts) if chips_used > 1 or tally.offchip_bytes else {}
+    rounds = _rounds(module, m, tally, slots, physical, chip_periods) if physical < chips_used else {}
     if rounds:  # the batch's writes and runs, per inference
         period_parts["reload"] = rounds["period_ns"]
     period_ns = max(max(period_parts.values()), 1e-9)
@@ -446,19 +451,19 @@ def evaluate(module: Module, model: str | None = None, passes: str | None = None
     totals = tally.totals_pj
     totals["static"] = (tiles_used * (t.tile_leakage_mw + t.tile_overhead_power_mw)
                         + xbars_used * t.xbar_static_mw) * period_ns
+    between_rounds_pj = rounds.get("offchip_nj_per_inference", 0.0) * 1e3  # tensors out and back between rounds
     if rounds:  # the writes of each round, and the tensors between rounds, over the batch
         totals["reload"] = rounds["write_nj_per_inference"] * 1e3
-        totals["offchip"] += rounds["offchip_nj_per_inference"] * 1e3
-    energy_nj = (tally.energy_pj + totals["static"] + totals["reload"]
-                 + rounds.get("offchip_nj_per_inference", 0.0) * 1e3) * 1e-3
+        totals["offchip"] += between_rounds_pj
+    energy_nj = (tally.energy_pj + totals["static"] + totals["reload"] + between_rounds_pj) * 1e-3
     layers = _with_static(tally.layers, totals["static"])
     info = dict(solver or {})
     for key, value in module.attrs:
         if key.startswith(("duplicate_", "pack_", "schedule_")):
             info[key] = value
     stream = {k: module.get(k) for k in ("stream_inferences", "stream_makespan_ns") if module.get(k) is not None}
-    warnings, reprogramming = _multi_chip(module, m, xbars_used, bool(rounds))
-    chips = _chips_figures(module, m, tally, period_parts, physical, rounds, energy_nj, period_ns)
+    warnings, reprogramming = _multi_chip(module, m, bool(rounds))
+    chips = _chips_figures(module, m, tally, period_parts, chip_periods, physical, rounds, energy_nj, period_ns)
     return Report(
         model=model or module.name, target=t.name, passes=passes or str(module.get("passes", "")),
         crossbars_used=xbars_used, crossbars_available=t.xbars * physical, chips_used=physical, budget=budget,
