@@ -132,7 +132,6 @@ def with_chips(module: Module, chips: int | None, reload: bool | None, batch: in
         attrs["chips"] = chips
         if reload is False:
             attrs["chips_plan"] = "spread"
-
     if batch > 1:
         attrs["batch"] = int(batch)
     return module.with_ops(module.ops, **attrs) if attrs else module
